@@ -1,0 +1,41 @@
+"""eligibility: cases, messaging tables
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-24
+"""
+import sqlalchemy as sa
+from alembic import op
+
+from shared.messaging.tables import create_messaging_tables, drop_messaging_tables
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    create_messaging_tables(op)
+    op.create_table(
+        "cases",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("application_id", sa.String(36), nullable=False, unique=True),
+        sa.Column("channel", sa.String(32), nullable=False),
+        sa.Column("program", sa.String(16), nullable=False),
+        sa.Column("region_code", sa.String(12), nullable=False, index=True),
+        sa.Column("handling_region_code", sa.String(12), nullable=False, index=True),
+        sa.Column("area", sa.String(8), nullable=False),
+        sa.Column("applicant_person_id", sa.String(18), nullable=False, index=True),
+        sa.Column("household", sa.JSON, nullable=False),
+        sa.Column("hardship", sa.JSON, nullable=True),
+        sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("cases")
+    drop_messaging_tables(op)

@@ -1,0 +1,6 @@
+from shared.messaging.tables import metadata as messaging_metadata
+from shared.migrations import run_env
+from services.intake.models import metadata
+from services.intake.settings import Settings
+
+run_env([metadata, messaging_metadata], lambda: Settings().database_url)

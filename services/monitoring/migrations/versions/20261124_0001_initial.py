@@ -1,0 +1,33 @@
+"""monitoring: new cases by channel, messaging tables
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-24
+"""
+import sqlalchemy as sa
+from alembic import op
+
+from shared.messaging.tables import create_messaging_tables, drop_messaging_tables
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    create_messaging_tables(op)
+    op.create_table(
+        "new_cases",
+        sa.Column("case_id", sa.String(36), primary_key=True),
+        sa.Column("channel", sa.String(32), nullable=False),
+        sa.Column("program", sa.String(16), nullable=False),
+        sa.Column("region_code", sa.String(12), nullable=False, index=True),
+        sa.Column("opened_on", sa.Date, nullable=False, index=True),
+        sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("new_cases")
+    drop_messaging_tables(op)

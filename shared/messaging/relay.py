@@ -1,0 +1,120 @@
+"""Outbox relay: publishes committed outbox rows and marks them sent after the bus acknowledges.
+
+Woken right after a commit (low latency); polling is only the safety net. When the bus is
+down it backs off and the rows wait in the outbox — nothing is lost, nothing is reordered.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared import metrics
+from shared.logging import get_logger
+from shared.messaging.bus import Bus, OutgoingMessage
+from shared.messaging.tables import outbox
+
+log = get_logger("outbox.relay")
+
+# One relay per service database at a time keeps per-subject order across replicas.
+_PG_RELAY_LOCK = 0x6A69757A6875  # arbitrary constant ("jiuzhu")
+
+
+class OutboxRelay:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession], bus: Bus, *, service: str,
+                 poll_interval: float = 0.5, batch_size: int = 200, max_backoff: float = 5.0) -> None:
+        self.session_factory = session_factory
+        self.bus = bus
+        self.service = service
+        self.poll_interval = poll_interval
+        self.batch_size = batch_size
+        self.max_backoff = max_backoff
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.last_error: str | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.service}")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        backoff = self.poll_interval
+        while not self._stopping:
+            try:
+                sent = await self.publish_pending()
+                self.last_error = None
+                backoff = self.poll_interval
+                if sent:
+                    continue  # more may be waiting
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.last_error = str(exc) or type(exc).__name__
+                metrics.BUS_PUBLISH_FAILURES.labels(self.service).inc()
+                log.warning("outbox_publish_failed", service=self.service, error=self.last_error,
+                            retry_in_s=round(backoff, 2))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+
+    async def publish_pending(self) -> int:
+        """Publish one batch; returns how many rows were acknowledged and marked sent."""
+        async with self.session_factory() as session:
+            async with session.begin():
+                if session.bind.dialect.name == "postgresql":
+                    got = await session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(_PG_RELAY_LOCK)))
+                    if not got:
+                        return 0
+                rows = (await session.execute(
+                    sa.select(outbox.c.seq, outbox.c.topic, outbox.c.key, outbox.c.payload, outbox.c.type)
+                    .where(outbox.c.sent_at.is_(None)).order_by(outbox.c.seq).limit(self.batch_size)
+                )).all()
+                if not rows:
+                    metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
+                    return 0
+                messages = [OutgoingMessage(topic=r.topic, key=r.key, value=r.payload, headers={"type": r.type})
+                            for r in rows]
+                try:
+                    await self.bus.publish(messages)
+                except Exception as exc:
+                    await session.execute(
+                        outbox.update().where(outbox.c.seq.in_([r.seq for r in rows]))
+                        .values(attempts=outbox.c.attempts + 1, last_error=(str(exc) or type(exc).__name__)[:500]))
+                    await session.commit()
+                    raise
+                await session.execute(
+                    outbox.update().where(outbox.c.seq.in_([r.seq for r in rows]))
+                    .values(sent_at=datetime.now(timezone.utc)))
+            metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
+        await self.refresh_backlog()
+        return len(rows)
+
+    async def backlog(self) -> int:
+        async with self.session_factory() as session:
+            return int(await session.scalar(
+                sa.select(sa.func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))) or 0)
+
+    async def refresh_backlog(self) -> int:
+        n = await self.backlog()
+        metrics.OUTBOX_BACKLOG.labels(self.service).set(n)
+        return n

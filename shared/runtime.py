@@ -1,0 +1,136 @@
+"""What every service has: its database, the bus, the outbox relay, its consumers, and the
+FastAPI shell with /healthz, /readyz and /metrics. Each service's app.py composes one."""
+from __future__ import annotations
+
+import contextlib
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
+
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared import metrics
+from shared.db import make_engine, make_session_factory, ping
+from shared.errors import install_problem_handlers
+from shared.http import RequestContextMiddleware
+from shared.logging import configure_logging, get_logger
+from shared.messaging.bus import Bus
+from shared.messaging.consumer import EventConsumer, EventHandler, count_dead_letters
+from shared.messaging.inprocess import InProcessBus
+from shared.messaging.kafka import KafkaBus
+from shared.messaging.relay import OutboxRelay
+from shared.messaging.unit_of_work import UnitOfWork
+from shared.migrations import upgrade_head_async
+from shared.settings import ServiceSettings
+
+log = get_logger("runtime")
+
+
+def make_bus(settings: ServiceSettings) -> Bus:
+    if settings.event_bus == "kafka":
+        return KafkaBus(settings.kafka_bootstrap_servers, client_id=settings.service_name,
+                        idempotence=settings.kafka_idempotence, partitions=settings.kafka_topic_partitions,
+                        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms)
+    return InProcessBus()
+
+
+class ServiceRuntime:
+    def __init__(self, settings: ServiceSettings, *, service_dir: Path, bus: Bus | None = None,
+                 migrate_on_start: bool = True) -> None:
+        self.settings = settings
+        self.name = settings.service_name
+        self.service_dir = service_dir
+        self.engine = make_engine(settings)
+        self.session_factory = make_session_factory(engine=self.engine)
+        self.bus = bus or make_bus(settings)
+        self.migrate_on_start = migrate_on_start
+        self.relay = OutboxRelay(self.session_factory, self.bus, service=self.name,
+                                 poll_interval=settings.outbox_poll_interval_s, batch_size=settings.outbox_batch_size)
+        self.consumers: list[EventConsumer] = []
+        self.background: list[Callable[[], Awaitable[None]]] = []
+        self.started = False
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.session_factory, source=self.name, on_commit=self.relay.wake)
+
+    def add_consumer(self, handlers: dict[str, EventHandler], *, group: str | None = None) -> EventConsumer:
+        consumer = EventConsumer(service=self.name, group=group or self.name, session_factory=self.session_factory,
+                                 handlers=handlers, bus=self.bus, max_retries=self.settings.consumer_max_retries,
+                                 retry_backoff_s=self.settings.consumer_retry_backoff_s, on_commit=self.relay.wake)
+        self.consumers.append(consumer)
+        return consumer
+
+    async def start(self) -> None:
+        if self.migrate_on_start:
+            await upgrade_head_async(self.service_dir, self.settings.database_url)
+        for consumer in self.consumers:
+            consumer.register()
+        await self.bus.start()
+        await self.relay.start()
+        self.started = True
+        log.info("service_started", service=self.name, bus=type(self.bus).__name__,
+                 database=self.engine.url.render_as_string(hide_password=True))
+
+    async def stop(self) -> None:
+        await self.relay.stop()
+        with contextlib.suppress(Exception):
+            await self.bus.stop()
+        await self.engine.dispose()
+        self.started = False
+
+    async def readiness(self) -> dict[str, Any]:
+        db_ok = await ping(self.engine)
+        bus_ok = await self.bus.healthy()
+        return {"status": "ready" if db_ok and bus_ok else "unavailable",
+                "checks": {"database": "ok" if db_ok else "unreachable", "bus": "ok" if bus_ok else "unreachable"}}
+
+    async def refresh_metrics(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.relay.refresh_backlog()
+        for (group, topic), lag in self.bus.lag().items():
+            metrics.CONSUMER_LAG.labels(self.name, group, topic).set(lag)
+
+
+def create_service_app(runtime: ServiceRuntime, *, title: str, description: str,
+                       routers: Iterable[APIRouter], version: str = "0.1.0") -> FastAPI:
+    configure_logging(runtime.settings.log_level, runtime.settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.state.settings = runtime.settings
+    app.state.runtime = runtime
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, service=runtime.name)
+
+    ops = APIRouter(tags=["operations"])
+
+    @ops.get("/healthz", summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": runtime.name}
+
+    @ops.get("/readyz", summary="Readiness: database and bus reachable")
+    async def readyz() -> JSONResponse:
+        body = await runtime.readiness()
+        body["service"] = runtime.name
+        body["outbox_backlog"] = await runtime.relay.backlog()
+        body["dead_letters_unresolved"] = await count_dead_letters(runtime.session_factory)
+        return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
+
+    @ops.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        await runtime.refresh_metrics()
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(ops)
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,56 @@
+"""Settings shared by every service, read from the environment (pydantic-settings).
+
+Each service subclasses :class:`ServiceSettings` and fixes ``service_name``. The
+environment variable names are the contract with deploy/ and docker-compose.yml.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-only-secret-change-me-in-production-0123456789"
+DEV_DATA_KEY = "dev-only-data-key-change-me-in-production-0123456789"
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", env_file=None)
+
+    service_name: str = "service"
+    environment: Literal["development", "test", "production"] = "development"
+    # Empty means the embedded default: a SQLite file per service under DATA_DIR.
+    database_url: str = ""
+    data_dir: Path = Path("var")
+    event_bus: Literal["inprocess", "kafka"] = "inprocess"
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # Apache Kafka supports idempotent producers; the Tansu test broker refuses them.
+    kafka_idempotence: bool = True
+    kafka_topic_partitions: int = 3
+    kafka_fetch_max_wait_ms: int = 5
+    consumer_max_retries: int = 3
+    consumer_retry_backoff_s: float = 0.2
+    outbox_poll_interval_s: float = 0.5
+    outbox_batch_size: int = 200
+    auth_jwt_secret: str = DEV_JWT_SECRET
+    data_encryption_key: str = DEV_DATA_KEY
+    calendar_data_file: Path | None = None
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="after")
+    def _defaults_and_safety(self) -> "ServiceSettings":
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir}/{self.service_name}.db"
+        if self.environment == "production":
+            # Refuse to run production with a secret anyone can read in this repository.
+            if self.auth_jwt_secret == DEV_JWT_SECRET or len(self.auth_jwt_secret) < 32:
+                raise ValueError("AUTH_JWT_SECRET must be set to a secret of at least 32 characters in production")
+            if self.data_encryption_key == DEV_DATA_KEY or len(self.data_encryption_key) < 32:
+                raise ValueError("DATA_ENCRYPTION_KEY must be set to at least 32 characters in production")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
