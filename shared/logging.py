@@ -47,27 +47,37 @@ _configured = False
 
 
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
+    """structlog for our code, and the same JSON renderer for the standard library's loggers
+    (uvicorn, alembic, aiokafka), so every line is one JSON object with the correlation id."""
     global _configured
     if _configured:
         return
     _configured = True
     lvl = getattr(logging, level.upper(), logging.INFO)
-    logging.basicConfig(stream=sys.stdout, level=lvl, format="%(message)s")
+    shared_processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        _add_correlation,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            _add_correlation,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            _scrub_processor,
-            renderer,
-        ],
+        processors=[*shared_processors, structlog.processors.format_exc_info, _scrub_processor, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared_processors, structlog.stdlib.add_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, _scrub_processor, renderer],
+    ))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(lvl)
+    for noisy in ("aiokafka", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(max(lvl, logging.WARNING))
 
 
 def new_correlation_id() -> str:

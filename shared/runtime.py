@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import metrics
+from shared.calendar import default_calendar
 from shared.db import make_engine, make_session_factory, ping
 from shared.errors import install_problem_handlers
 from shared.http import RequestContextMiddleware
@@ -42,6 +43,9 @@ class ServiceRuntime:
         self.settings = settings
         self.name = settings.service_name
         self.service_dir = service_dir
+        if settings.calendar_data_file:
+            # Years the chinese-calendar package does not cover yet (published by the State Council).
+            default_calendar().load_file(settings.calendar_data_file)
         self.engine = make_engine(settings)
         self.session_factory = make_session_factory(engine=self.engine)
         self.bus = bus or make_bus(settings)
