@@ -7,7 +7,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -15,7 +16,10 @@ from shared import metrics
 from shared.calendar import default_calendar
 from shared.db import make_engine, make_session_factory, ping
 from shared.errors import install_problem_handlers
+from shared import audit
+from shared.auth import require_roles
 from shared.http import RequestContextMiddleware
+from shared.limits import BodySizeLimit, RateLimit
 from shared.logging import configure_logging, get_logger
 from shared.messaging.bus import Bus
 from shared.messaging.consumer import EventConsumer, EventHandler, count_dead_letters
@@ -98,7 +102,9 @@ class ServiceRuntime:
 
 
 def create_service_app(runtime: ServiceRuntime, *, title: str, description: str,
-                       routers: Iterable[APIRouter], version: str = "0.1.0") -> FastAPI:
+                       routers: Iterable[APIRouter], version: str = "0.1.0",
+                       public_routes: Iterable[tuple[str, str]] = ()) -> FastAPI:
+    """``public_routes``: (method, path) pairs anyone may call; they get per-client rate limits."""
     configure_logging(runtime.settings.log_level, runtime.settings.log_json)
 
     @asynccontextmanager
@@ -113,7 +119,18 @@ def create_service_app(runtime: ServiceRuntime, *, title: str, description: str,
     app.state.settings = runtime.settings
     app.state.runtime = runtime
     install_problem_handlers(app)
-    app.add_middleware(RequestContextMiddleware, service=runtime.name)
+    settings = runtime.settings
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
+                       exempt_prefixes=tuple(settings.body_limit_exempt_prefixes))
+    if public_routes:
+        app.add_middleware(RateLimit, routes=set(public_routes), rate=settings.public_rate_limit_per_s,
+                           burst=settings.public_rate_limit_burst)
+    if settings.cors_allow_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_allow_origins, allow_credentials=False,
+                           allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Correlation-ID"],
+                           expose_headers=["X-Correlation-ID", "Retry-After"])
+    app.add_middleware(RequestContextMiddleware, service=runtime.name)  # outermost: sees every answer
 
     ops = APIRouter(tags=["operations"])
 
@@ -133,6 +150,22 @@ def create_service_app(runtime: ServiceRuntime, *, title: str, description: str,
     async def metrics_endpoint() -> Response:
         await runtime.refresh_metrics()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    auditors = require_roles("county_civil_affairs", "county_finance", "monitoring_operator")
+
+    @ops.get("/v1/audit/verify", summary="Verify this service's tamper-evident audit chain",
+             dependencies=[Depends(auditors)])
+    async def audit_verify() -> dict[str, Any]:
+        async with runtime.session_factory() as session:
+            report = await audit.verify(session)
+        return {"service": runtime.name, **report.as_dict()}
+
+    @ops.get("/v1/audit", summary="Audit entries (newest first)", dependencies=[Depends(auditors)])
+    async def audit_entries(entity_type: str | None = None, entity_id: str | None = None,
+                            limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+        async with runtime.session_factory() as session:
+            items = await audit.entries(session, entity_type=entity_type, entity_id=entity_id, limit=limit)
+        return {"service": runtime.name, "items": items}
 
     app.include_router(ops)
     for router in routers:

@@ -36,6 +36,12 @@ class ServiceSettings(BaseSettings):
     auth_jwt_secret: str = DEV_JWT_SECRET
     data_encryption_key: str = DEV_DATA_KEY
     calendar_data_file: Path | None = None
+    # Abuse limits (shared/limits.py) and the browsers allowed to call the API (web/mobile frontends).
+    max_body_bytes: int = 1_048_576
+    body_limit_exempt_prefixes: tuple[str, ...] = ()
+    public_rate_limit_per_s: float = 20.0
+    public_rate_limit_burst: int = 40
+    cors_allow_origins: list[str] = []
     log_level: str = "INFO"
     log_json: bool = True
 

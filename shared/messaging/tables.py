@@ -52,9 +52,12 @@ dead_letters = sa.Table(
 
 
 def create_messaging_tables(op: object) -> None:
-    """Called from each service's first alembic revision with alembic's ``op``."""
+    """Called from each service's first alembic revision with alembic's ``op``: the kernel's
+    tables (outbox, inbox, dead letters, and the audit trail registered by shared.audit)."""
+    import shared.audit  # noqa: F401  (registers audit_log on this metadata)
     metadata.create_all(bind=op.get_bind())  # type: ignore[attr-defined]
 
 
 def drop_messaging_tables(op: object) -> None:
+    import shared.audit  # noqa: F401
     metadata.drop_all(bind=op.get_bind())  # type: ignore[attr-defined]

@@ -66,5 +66,8 @@ async def test_operations_endpoints(tmp_path: Path) -> None:
         r = await c.get("/v1/applications/nope", headers={**auth("township_clerk"), "X-Correlation-ID": "abc123"})
         assert r.headers["content-type"] == "application/problem+json"
         assert r.headers["x-correlation-id"] == "abc123"
+        verify = await c.get("/v1/audit/verify", headers=auth("county_civil_affairs"))
+        assert verify.status_code == 200 and verify.json()["ok"] is True
+        assert (await c.get("/v1/audit/verify", headers=auth("township_clerk"))).status_code == 403
         unauth = await c.get("/v1/applications/nope")
         assert unauth.status_code == 401 and unauth.json()["status"] == 401
