@@ -197,6 +197,7 @@ def require_roles(*roles: str) -> Callable[..., Awaitable[Principal]]:
             raise Forbidden(f"role '{principal.role}' may not do this; allowed: {', '.join(roles)}")
         return principal
 
+    dependency.allowed_roles = allowed  # type: ignore[attr-defined]  (read by shared/openapi.py and tests)
     return dependency
 
 

@@ -20,6 +20,7 @@ from shared import audit
 from shared.auth import require_roles
 from shared.http import RequestContextMiddleware
 from shared.limits import BodySizeLimit, RateLimit
+from shared.openapi import install_problem_openapi
 from shared.logging import configure_logging, get_logger
 from shared.messaging.bus import Bus
 from shared.messaging.consumer import EventConsumer, EventHandler, count_dead_letters
@@ -170,4 +171,5 @@ def create_service_app(runtime: ServiceRuntime, *, title: str, description: str,
     app.include_router(ops)
     for router in routers:
         app.include_router(router)
+    install_problem_openapi(app)
     return app
