@@ -18,9 +18,11 @@ run: install
 	$(BIN)/python -m services
 
 test: install
+	bash deploy/ci/ensure-chromium.sh
 	$(BIN)/python -m pytest -q
 
 bench: install
+	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python bench/eligibility_engine.py
 
 clean-data:

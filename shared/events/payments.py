@@ -60,3 +60,17 @@ class PaymentFlaggedForRecovery(EventData):
     amount: Decimal
     paid_on: date
     date_of_death: date
+
+
+class PayrollRunCompleted(EventData):
+    """P5: a monthly payroll (``benefit``) or price-subsidy (价格临时补贴) run created its payments
+    and earmarked their money. One event per run; each payment then goes to the bank."""
+
+    TYPE = "payments.payroll.completed"
+    run_id: str
+    region_code: str
+    month: str  # YYYY-MM
+    kind: Literal["benefit", "price_subsidy"]
+    payments_created: int
+    total_amount: Decimal
+    completed_at: datetime

@@ -16,3 +16,10 @@ def active_discovery_share(by_channel: dict[str, int]) -> dict[str, object]:
         "share": str(share) if share is not None else None, "target": str(ACTIVE_DISCOVERY_TARGET),
         "meets_target": bool(share is not None and share >= ACTIVE_DISCOVERY_TARGET),
     }
+
+
+def share(part: int, whole: int) -> str | None:
+    """``part / whole`` to four places, as a string; None when there is nothing to divide."""
+    if not whole:
+        return None
+    return str((Decimal(part) / Decimal(whole)).quantize(Decimal("0.0001"), ROUND_HALF_UP))

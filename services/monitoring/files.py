@@ -1,0 +1,300 @@
+"""M2 monthly comparison files (CSV or JSONL, hundreds of thousands of rows): streamed, validated
+row by row (a bad row is reported with its row number, field and message and never stops the
+others), stored in batches (COPY on PostgreSQL), then compared with the register set-based."""
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, AsyncIterator, Callable
+
+import sqlalchemy as sa
+
+from shared.auth import Principal, region_covers
+from shared.calendar import to_shanghai_date
+from shared.errors import Forbidden, InvalidInput, NotFound, ProblemError
+from shared.events.monitoring import ComparisonCompleted
+from shared.logging import get_logger
+from shared.messaging.unit_of_work import UnitOfWork
+from shared.runtime import ServiceRuntime
+
+from services.monitoring import audit
+from services.monitoring.comparison import ComparisonEngine
+from services.monitoring.domain.reference import ReferenceLines
+from services.monitoring.domain.rows import FILE_KINDS, Record, RowParser
+from services.monitoring.models import comparison_file_errors, comparison_files, partner_records
+from services.monitoring.partners import PartnerDirectory, PartnerService
+from services.monitoring.streams import StreamTooLong, csv_rows, jsonl_rows
+
+log = get_logger("monitoring.files")
+
+COPY_COLUMNS = ("file_id", "row_no", "channel", "partner_id", "type", "person_id", "occurred_on", "amount", "grade",
+                "category", "region_code", "monthly_pci", "labor_capacity", "looks_eligible", "reference",
+                "received_at")
+
+
+class _Hashing:
+    """Passes chunks through while hashing and counting them (the signature covers the body);
+    a file over ``max_bytes`` is refused (413) and nothing of it is kept."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], max_bytes: int) -> None:
+        self.chunks = chunks
+        self.max_bytes = max_bytes
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:  # type: ignore[override]
+        async for chunk in self.chunks:
+            self.size += len(chunk)
+            if self.size > self.max_bytes:
+                raise ProblemError(f"comparison files are limited to {self.max_bytes} bytes", status=413,
+                                   title="Payload too large")
+            self.sha.update(chunk)
+            yield chunk
+
+
+def _csv_field(value: Any) -> str:
+    if value is None:
+        return ""
+    text = str(value)
+    if text == "" or "," in text or '"' in text or "\n" in text or "\r" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+class _Sink:
+    """Collects parsed rows of one file inside its transaction. On PostgreSQL the good rows become
+    CSV text for one streamed ``COPY … FROM STDIN`` (the server stores a block while the next one
+    is parsed); on SQLite they are inserted in batches. Errors are kept (up to a cap) and inserted
+    after the rows."""
+
+    def __init__(self, tx: UnitOfWork, file_id: str, partner_id: str, now: datetime, *, batch_rows: int,
+                 max_errors: int) -> None:
+        self.tx = tx
+        self.file_id = file_id
+        self.partner_id = partner_id
+        self.now = now
+        self.batch_rows = batch_rows
+        self.max_errors = max_errors
+        self.pg = tx.session.bind.dialect.name == "postgresql"
+        self.rows: list[tuple[Any, ...]] = []
+        self.lines: list[str] = []
+        # the columns every row of this file shares, as CSV text
+        self._head = f"{_csv_field(file_id)},"
+        self._mid = f",file,{_csv_field(partner_id)},"
+        self._tail = f",{now.isoformat()}\n"
+        self.errors: list[dict[str, Any]] = []
+        self.ok = self.failed = self.errors_stored = 0
+        self._iso: dict[Any, str] = {}
+
+    def add(self, row_no: int, rec: Record) -> None:
+        self.ok += 1
+        if self.pg:
+            ref = rec.reference
+            day = self._iso.get(rec.occurred_on)
+            if day is None:
+                day = self._iso[rec.occurred_on] = rec.occurred_on.isoformat()
+            self.lines.append(
+                f"{self._head}{row_no}{self._mid}{rec.type},{rec.person_id},{day},"
+                f"{'' if rec.amount is None else rec.amount},{'' if rec.grade is None else rec.grade},"
+                f"{rec.category or ''},{rec.region_code or ''},"
+                f"{'' if rec.monthly_per_capita_income is None else rec.monthly_per_capita_income},"
+                f"{rec.labor_capacity or ''},{'t' if rec.looks_eligible else 'f'},"
+                f"{'' if ref is None else _csv_field(ref)}{self._tail}")
+        else:
+            amount = rec.amount if rec.amount is None or isinstance(rec.amount, Decimal) else Decimal(rec.amount)
+            self.rows.append((self.file_id, row_no, "file", self.partner_id, rec.type, rec.person_id, rec.occurred_on,
+                              amount, rec.grade, rec.category, rec.region_code, rec.monthly_per_capita_income,
+                              rec.labor_capacity, rec.looks_eligible, rec.reference, self.now))
+
+    def fail(self, row_no: int, problems: list[tuple[str, str]]) -> None:
+        self.failed += 1
+        for field, message in problems:
+            if self.errors_stored + len(self.errors) < self.max_errors:
+                self.errors.append({"file_id": self.file_id, "row_no": row_no, "field": field[:64],
+                                    "message": message[:300]})
+
+    def take_csv(self) -> bytes:
+        data = "".join(self.lines).encode()
+        self.lines.clear()
+        return data
+
+    async def flush_rows(self) -> None:
+        if self.rows:
+            rows, self.rows = self.rows, []
+            await self.tx.session.execute(partner_records.insert(), [dict(zip(COPY_COLUMNS, r)) for r in rows])
+
+    async def flush_errors(self) -> None:
+        if self.errors:
+            errors, self.errors = self.errors, []
+            await self.tx.session.execute(comparison_file_errors.insert(), errors)
+            self.errors_stored += len(errors)
+
+
+class ComparisonFileService:
+    def __init__(self, runtime: ServiceRuntime, engine: ComparisonEngine, partners: PartnerService,
+                 directory: PartnerDirectory, reference_lines: ReferenceLines, *, clock: Callable[[], datetime],
+                 batch_rows: int, max_errors: int, max_line_bytes: int, max_file_bytes: int) -> None:
+        self.runtime = runtime
+        self.engine = engine
+        self.partners = partners
+        self.directory = directory
+        self.reference_lines = reference_lines
+        self.clock = clock
+        self.batch_rows = batch_rows
+        self.max_errors = max_errors
+        self.max_line_bytes = max_line_bytes
+        self.max_file_bytes = max_file_bytes
+
+    async def upload(self, principal: Principal, *, kind: str, fmt: str, partner_id: str | None,
+                     filename: str | None, chunks: AsyncIterator[bytes], headers: dict[str, str]) -> dict[str, Any]:
+        """Processes a whole file in one transaction: all its good rows and their warnings, or nothing."""
+        if kind not in FILE_KINDS:
+            raise InvalidInput.field("kind", f"must be one of {', '.join(FILE_KINDS)}")
+        if fmt not in ("csv", "jsonl"):
+            raise InvalidInput.field("format", "must be csv or jsonl")
+        nonce = None
+        if principal.role == "partner_system":
+            # identity, key, freshness now; the body's digest once the stream has been read
+            partner_id, nonce = self.partners.authenticate(principal, headers, None)
+        elif not partner_id:
+            raise InvalidInput.field("partner_id", "say which partner department the file came from")
+        if partner_id not in self.directory.types:
+            raise InvalidInput.field("partner_id", f"unknown partner {partner_id}")
+        owned = self.directory.types_of(partner_id)
+        if kind != "mixed" and kind not in owned:
+            raise Forbidden(f"partner {partner_id} may not report {kind} events")
+        now = self.clock()
+        today = to_shanghai_date(now)
+        parser = RowParser(kind, today=today, reference=self.reference_lines, allowed_types=owned)
+        file_id = str(uuid.uuid4())
+        hashed = _Hashing(chunks, self.max_file_bytes)
+        async with self.runtime.uow() as tx:
+            await tx.session.execute(comparison_files.insert().values(
+                id=file_id, kind=kind, format=fmt, filename=(filename or "")[:200] or None, partner_id=partner_id,
+                uploaded_by=principal.sub, uploaded_by_role=principal.role, region_code=principal.region,
+                status="processing", started_at=now))
+            sink = _Sink(tx, file_id, partner_id, now, batch_rows=self.batch_rows, max_errors=self.max_errors)
+            blocks = (self._read_csv if fmt == "csv" else self._read_jsonl)(parser, hashed, sink)
+            try:
+                if sink.pg:
+                    await self._copy(tx, blocks, sink)
+                else:
+                    async for _ in blocks:
+                        if len(sink.rows) >= self.batch_rows:
+                            await sink.flush_rows()
+                    await sink.flush_rows()
+            except StreamTooLong as exc:
+                raise InvalidInput.field("file", str(exc)) from None
+            await sink.flush_errors()
+            if nonce is not None:
+                self.partners.authenticate(principal, headers, hashed.sha.hexdigest())
+                await self.partners.consume_nonce(tx, partner_id, nonce, now)
+            result = await self.engine.run(tx, partner_records.c.file_id == file_id, batch=f"f:{file_id}", now=now,
+                                           source=partner_id, warning_events=False)
+            finished = self.clock()
+            values = {"status": "completed", "rows_total": sink.ok + sink.failed, "rows_ok": sink.ok,
+                      "rows_failed": sink.failed, "errors_stored": sink.errors_stored,
+                      "warnings_raised": result.warnings_raised, "deaths_detected": result.deaths_detected,
+                      "register_entries": result.register_entries, "size_bytes": hashed.size,
+                      "sha256": hashed.sha.hexdigest(), "finished_at": finished}
+            await tx.session.execute(comparison_files.update().where(comparison_files.c.id == file_id).values(**values))
+            await audit.record(tx.session, principal, "comparison_file.processed", "comparison_file", file_id,
+                               {"kind": kind, "partner_id": partner_id, "sha256": values["sha256"],
+                                "rows_ok": sink.ok, "rows_failed": sink.failed,
+                                "warnings_raised": result.warnings_raised, "deaths_detected": result.deaths_detected})
+            tx.emit(ComparisonCompleted(file_id=file_id, kind=kind, rows_total=values["rows_total"], rows_ok=sink.ok,
+                                        rows_failed=sink.failed, warnings_raised=result.warnings_raised,
+                                        deaths_detected=result.deaths_detected, completed_at=finished),
+                    subject=file_id)
+        log.info("comparison_file_processed", file_id=file_id, kind=kind, rows=values["rows_total"],
+                 failed=sink.failed, warnings=result.warnings_raised, seconds=(finished - now).total_seconds())
+        return await self.get(file_id, principal)
+
+    @staticmethod
+    async def _copy(tx: UnitOfWork, blocks: AsyncIterator[None], sink: _Sink) -> None:
+        """One COPY for the whole file, fed block by block as the upload is parsed."""
+
+        async def source() -> AsyncIterator[bytes]:
+            async for _ in blocks:
+                if sink.lines:
+                    yield sink.take_csv()
+
+        conn = await tx.session.connection()
+        raw = await conn.get_raw_connection()
+        await raw.driver_connection.copy_to_table(  # type: ignore[union-attr]
+            "partner_records", source=source(), columns=list(COPY_COLUMNS), format="csv")
+
+    async def _read_csv(self, parser: RowParser, chunks: Any, sink: _Sink) -> AsyncIterator[None]:
+        checked = False
+        width = 0
+        async for header, rows in csv_rows(chunks, max_line_bytes=self.max_line_bytes):
+            if not checked:
+                problems = parser.header_problems(header)
+                if problems:
+                    raise InvalidInput("; ".join(f"{c}: {m}" for c, m in problems),
+                                       errors=[{"field": f"columns.{c}", "message": m} for c, m in problems])
+                parser.use_header(header)
+                width = len(header)
+                checked = True
+            parse, add, fail = parser.parse_csv, sink.add, sink.fail
+            for row_no, values in rows:
+                if isinstance(values, str):
+                    fail(row_no, [("row", values)])
+                elif len(values) != width:
+                    fail(row_no, [("row", f"has {len(values)} fields, the header has {width}")])
+                else:
+                    rec = parse(values)  # type: ignore[arg-type]
+                    if rec.__class__ is list:
+                        fail(row_no, rec)  # type: ignore[arg-type]
+                    else:
+                        add(row_no, rec)  # type: ignore[arg-type]
+            yield None
+
+    async def _read_jsonl(self, parser: RowParser, chunks: Any, sink: _Sink) -> AsyncIterator[None]:
+        parse = parser.parse_json
+        async for rows in jsonl_rows(chunks, max_line_bytes=self.max_line_bytes):
+            for row_no, obj in rows:
+                if isinstance(obj, str):
+                    sink.fail(row_no, [("row", obj)])
+                    continue
+                rec = parse(obj)
+                if isinstance(rec, list):
+                    sink.fail(row_no, rec)
+                else:
+                    sink.add(row_no, rec)
+            yield None
+
+    # -- reads ------------------------------------------------------------------------------
+    async def get(self, file_id: str, principal: Principal) -> dict[str, Any]:
+        async with self.runtime.session_factory() as s:
+            row = (await s.execute(sa.select(comparison_files).where(comparison_files.c.id == file_id))).mappings().first()
+        if row is None or not self._visible(row, principal):
+            raise NotFound(f"comparison file {file_id} not found")
+        out = {k: row[k] for k in ("id", "kind", "format", "filename", "partner_id", "status", "rows_total", "rows_ok",
+                                   "rows_failed", "errors_stored", "warnings_raised", "deaths_detected",
+                                   "register_entries", "size_bytes", "sha256", "error")}
+        out["uploaded_by"] = row["uploaded_by"]
+        out["started_at"] = row["started_at"].isoformat()
+        out["finished_at"] = row["finished_at"].isoformat() if row["finished_at"] else None
+        out["seconds"] = ((row["finished_at"] - row["started_at"]).total_seconds() if row["finished_at"] else None)
+        out["errors_url"] = f"/v1/comparison-files/{file_id}/errors"
+        return out
+
+    async def errors(self, file_id: str, principal: Principal, *, after_row: int, limit: int) -> dict[str, Any]:
+        await self.get(file_id, principal)
+        e = comparison_file_errors
+        async with self.runtime.session_factory() as s:
+            rows = (await s.execute(sa.select(e.c.id, e.c.row_no, e.c.field, e.c.message)
+                                    .where(e.c.file_id == file_id, e.c.id > after_row)
+                                    .order_by(e.c.id).limit(limit))).all()
+        return {"file_id": file_id,
+                "errors": [{"row": r.row_no, "field": r.field, "message": r.message} for r in rows],
+                "next_after": rows[-1].id if len(rows) == limit else None}
+
+    @staticmethod
+    def _visible(row: Any, principal: Principal) -> bool:
+        if principal.role == "partner_system":
+            return bool(row["partner_id"] == principal.sub)
+        return region_covers(principal.region, row["region_code"]) or principal.sub == row["uploaded_by"]
