@@ -1,11 +1,16 @@
 """Intake's event entrypoints: the timeline follows the case through the other services."""
 from __future__ import annotations
 
-from shared.events.eligibility import CaseOpened
+from shared.events.eligibility import CaseOpened, DecisionMade
+from shared.events.payments import DisbursementPaid
 from shared.messaging.consumer import EventHandler
 
 from services.intake.service import IntakeService
 
 
 def handlers(service: IntakeService) -> dict[str, EventHandler]:
-    return {CaseOpened.TYPE: service.on_case_opened}  # type: ignore[dict-item]
+    return {  # type: ignore[dict-item]
+        CaseOpened.TYPE: service.on_case_opened,
+        DecisionMade.TYPE: service.on_decision_made,
+        DisbursementPaid.TYPE: service.on_disbursement_paid,
+    }

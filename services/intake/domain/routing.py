@@ -1,15 +1,19 @@
-"""分办 (I2) and time limits (I3, P3): who handles an application, by when."""
+"""分办 and 转办 (I2, L1, L5): who handles an application or a 12345 call, and where a case
+goes when social assistance is not the answer."""
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 
-from shared.auth import township_of
-from shared.calendar import Deadline, WorkingCalendar
+from shared.auth import county_of, region_level, township_of
 
-_LIMITS = Path(__file__).resolve().parent.parent / "data" / "time_limits.json"
+_DATA = Path(__file__).resolve().parent.parent / "data"
+_HOTLINE = _DATA / "hotline_routing.json"
+
+# Departments an application may be transferred to (转办): the values of
+# ApplicationTransferred.department.
+DEPARTMENTS = ("medical", "education", "housing", "employment", "rural_revitalization", "other")
 
 
 def handling_township(program: str, region_code: str, hardship_place: str | None) -> str:
@@ -20,14 +24,35 @@ def handling_township(program: str, region_code: str, hardship_place: str | None
     return township_of(region_code)
 
 
+def dispatch_reason(program: str, region_code: str, hardship_place: str | None) -> str:
+    township = handling_township(program, region_code, hardship_place)
+    if program == "linshi" and hardship_place:
+        return f"to township {township}, where the hardship happened (L1)"
+    return f"to township {township}, of residence"
+
+
+def transfer_for_decision(outcome: str, transfer_department: str | None) -> str | None:
+    """转办 after a decision: ``transferred`` goes to the named department; ``denied`` goes to
+    rural revitalization for those not eligible (I2, L5); anything else stays here."""
+    if outcome == "denied":
+        return "rural_revitalization"
+    if outcome == "transferred":
+        return transfer_department if transfer_department in DEPARTMENTS else "other"
+    return None
+
+
 @lru_cache(maxsize=1)
-def time_limits() -> dict[str, int]:
-    return dict(json.loads(_LIMITS.read_text(encoding="utf-8"))["acceptance_to_payment"])
+def hotline_routes() -> dict[str, dict[str, str]]:
+    raw = json.loads(_HOTLINE.read_text(encoding="utf-8"))
+    return {k: v for k, v in raw.items() if not k.startswith("_")}
 
 
-def acceptance_deadline(program: str, received_at: datetime, calendar: WorkingCalendar) -> Deadline:
-    return calendar.add_working_days(received_at, time_limits()[program])
-
-
-def days_overdue(due_by: date, today: date) -> int:
-    return (today - due_by).days
+def hotline_handler(kind: str, region_code: str) -> tuple[str, str]:
+    """(handler region, department) for a 12345 call from ``region_code``. A township-level
+    route falls back to the county when the caller only gave a county."""
+    route = hotline_routes()[kind]
+    if route["level"] == "township" and region_level(region_code) in ("township", "village"):
+        return township_of(region_code), route["department"]
+    if route["level"] == "township":
+        return county_of(region_code), "county_civil_affairs_office"
+    return county_of(region_code), route["department"]
