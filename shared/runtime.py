@@ -2,6 +2,7 @@
 FastAPI shell with /healthz, /readyz and /metrics. Each service's app.py composes one."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -58,7 +59,9 @@ class ServiceRuntime:
         self.relay = OutboxRelay(self.session_factory, self.bus, service=self.name,
                                  poll_interval=settings.outbox_poll_interval_s, batch_size=settings.outbox_batch_size)
         self.consumers: list[EventConsumer] = []
+        # Long-running loops (scans, senders) started after the bus and cancelled at stop.
         self.background: list[Callable[[], Awaitable[None]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self.started = False
 
     def uow(self) -> UnitOfWork:
@@ -78,11 +81,18 @@ class ServiceRuntime:
             consumer.register()
         await self.bus.start()
         await self.relay.start()
+        self._tasks = [asyncio.create_task(factory()) for factory in self.background]
         self.started = True
         log.info("service_started", service=self.name, bus=type(self.bus).__name__,
                  database=self.engine.url.render_as_string(hide_password=True))
 
     async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        self._tasks = []
         await self.relay.stop()
         with contextlib.suppress(Exception):
             await self.bus.stop()

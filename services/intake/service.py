@@ -26,7 +26,7 @@ from shared.events.payments import DisbursementPaid
 from shared.events.base import EventData
 from shared.logging import correlation_id_var, get_logger
 from shared.messaging.envelope import Envelope, topic_of
-from shared.messaging.unit_of_work import UnitOfWork
+from shared.messaging.unit_of_work import UnitOfWork, outbox_row
 from shared.money import format_yuan
 from shared.privacy import present_id
 from shared.runtime import ServiceRuntime
@@ -214,8 +214,7 @@ class IntakeService:
         """The outbox row UnitOfWork.emit would write, for the one-statement path."""
         env = Envelope(type=event.TYPE, version=event.VERSION, source=self.runtime.name, subject=subject,
                        correlation_id=correlation_id_var.get(), data=event.model_dump(mode="json"))
-        return {"event_id": env.id, "topic": env.topic, "key": env.subject, "type": env.type,
-                "payload": env.to_bytes(), "created_at": env.time, "attempts": 0}
+        return outbox_row(env)
 
     def _submitted_row(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """The outbox row of ApplicationSubmitted, built without a pydantic round trip: the row's

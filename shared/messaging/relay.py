@@ -106,7 +106,7 @@ class OutboxRelay:
                     outbox.update().where(outbox.c.seq.in_([r.seq for r in rows]))
                     .values(sent_at=datetime.now(timezone.utc)))
             metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
-        await self.refresh_backlog()
+        # The backlog gauge is refreshed at scrape time (runtime.refresh_metrics), not per batch.
         return len(rows)
 
     async def backlog(self) -> int:

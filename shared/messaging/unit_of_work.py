@@ -11,6 +11,12 @@ from shared.messaging.envelope import Envelope
 from shared.messaging.tables import outbox
 
 
+def outbox_row(env: Envelope) -> dict[str, Any]:
+    """The outbox row of an envelope (for use cases that write it in their own statement)."""
+    return {"event_id": env.id, "topic": env.topic, "key": env.subject, "type": env.type,
+            "payload": env.to_bytes(), "created_at": env.time, "attempts": 0}
+
+
 class UnitOfWork:
     """``async with uow() as tx: ...; tx.emit(event, subject=...)`` commits state and outbox rows
     in one transaction on a clean exit, rolls back on error, and wakes the relay after a commit
@@ -53,8 +59,7 @@ class UnitOfWork:
         env = Envelope(type=event.TYPE, version=event.VERSION, source=self.source, subject=subject,
                        correlation_id=correlation_id or correlation_id_var.get(),
                        data=event.model_dump(mode="json"))
-        self._rows.append({"event_id": env.id, "topic": env.topic, "key": env.subject, "type": env.type,
-                           "payload": env.to_bytes(), "created_at": env.time, "attempts": 0})
+        self._rows.append(outbox_row(env))
         self.emitted.append(env)
         return env
 
