@@ -25,5 +25,11 @@ bench: install
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python bench/eligibility_engine.py
 
+# A long fault campaign: make chaos SEED=7 FAULTS=300
+SEED ?= 1
+FAULTS ?= 200
+chaos: install
+	$(BIN)/python -m tests.chaos.run --seed $(SEED) --faults $(FAULTS)
+
 clean-data:
 	rm -rf var

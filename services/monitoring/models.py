@@ -231,7 +231,8 @@ reporting_units = sa.Table(
 # M6 / P5: payments made after a death, flagged by payments for recovery.
 recoveries = sa.Table(
     "recoveries", metadata,
-    sa.Column("payment_id", sa.String(36), primary_key=True),
+    # payments' ids are up to 48 characters (payroll ids derive from kind, month and case)
+    sa.Column("payment_id", sa.String(64), primary_key=True),
     sa.Column("person_id", sa.String(18), nullable=False),
     sa.Column("region_code", sa.String(12), nullable=True, index=True),
     sa.Column("amount", Money, nullable=False),

@@ -93,8 +93,16 @@ class FakeBank:
             await asyncio.sleep(self.slow_s)
         return JSONResponse({"status": "accepted", "bank_ref": ex.bank_ref, "amount": ex.amount})
 
+    async def _verify(self, request: Request) -> JSONResponse:
+        """The partner departments of the means test (经济状况核对): nothing above the limits."""
+        await request.body()
+        return JSONResponse({"assets_within_limits": True, "monthly_incomes": {},
+                             "summary": f"{request.path_params['source']}: nothing found above the limits",
+                             "reference": uuid.uuid4().hex[:12]})
+
     def start(self) -> "FakeBank":
-        app = Starlette(routes=[Route("/payments", self._pay, methods=["POST"])])
+        app = Starlette(routes=[Route("/payments", self._pay, methods=["POST"]),
+                                Route("/verify/{source}", self._verify, methods=["POST"])])
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
                                                      access_log=False, lifespan="off"))
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

@@ -11,6 +11,10 @@ from decimal import Decimal
 from shared.events.eligibility import CaseOpened
 from shared.events.intake import ApplicationTransferred, ZeroReportFiled
 from shared.events.payments import DisbursementPaid, PaymentFlaggedForRecovery, ReserveFundAlert
+
+# Payroll payment ids are 48 characters long: the fault campaign found them dead-lettered here
+# when the column held 36 (regression).
+PAYROLL_PAYMENT_ID = "benefit-202609-" + "c" * 33
 from tests.support import auth
 
 from tests.monitoring.helpers import (COUNTY, OTHER_VILLAGE, TOWNSHIP, VILLAGE, benefit_stopped, decision, harness,
@@ -106,7 +110,7 @@ async def test_indicators_and_reports_from_seeded_events(database_url):
                                                       "occurred_on": "2026-09-05", "data": {
                                                           "category": "at_risk_of_poverty", "region_code": VILLAGE,
                                                           "monthly_per_capita_income": "300.00"}})
-        await h.publish(PaymentFlaggedForRecovery(payment_id="p-1", person_id=died, amount=Decimal("500.00"),
+        await h.publish(PaymentFlaggedForRecovery(payment_id=PAYROLL_PAYMENT_ID, person_id=died, amount=Decimal("500.00"),
                                                   paid_on=date(2026, 9, 10), date_of_death=date(2026, 9, 5)),
                         subject=died, source="payments")
 
