@@ -233,10 +233,13 @@ async def payment_deadlines(app: App, principal: Staff, region_code: RegionQuery
                                  today=today or today_shanghai())
 
 
-@router.post("/payment-deadlines/scan", summary="P3: raise payments.disbursement.deadline for clocks that got worse")
+@router.post("/payment-deadlines/scan",
+             summary="P3: raise payments.disbursement.deadline for clocks in the caller's region that got worse")
 async def deadline_scan(app: App, principal: CountyStaff, body: ScanIn | None = None) -> dict[str, Any]:
-    today = (body.today if body else None) or today_shanghai()
-    return {"observed_on": today.isoformat(), "reported": await app.clocks.scan(today)}
+    body = body or ScanIn()
+    region = _scope(principal, body.region_code) or principal.region
+    today = body.today or today_shanghai()
+    return {"observed_on": today.isoformat(), "reported": await app.clocks.scan(today, region)}
 
 
 @router.get("/cases/{case_id}/payment-deadline", summary="P3: the 5-working-day clock of a case")

@@ -81,13 +81,17 @@ class PaymentClockService:
     def state_on(self, today: date, pay_by: date) -> str:
         return dd.classify(today, pay_by, dd.working_days_left(self.calendar, today, pay_by))
 
-    async def scan(self, today: date) -> list[dict[str, Any]]:
-        """Raise a deadline event for every open temporary-assistance clock whose state got worse."""
+    async def scan(self, today: date, region_code: str | None = None) -> list[dict[str, Any]]:
+        """Raise a deadline event for every open temporary-assistance clock whose state got worse
+        (handled inside ``region_code`` when given: an HTTP caller scans only its own region)."""
         reported = []
         async with self.runtime.uow() as tx:
-            rows = (await tx.session.execute(sa.select(payment_clocks).where(
+            query = sa.select(payment_clocks).where(
                 payment_clocks.c.program == "linshi", payment_clocks.c.paid_at.is_(None),
-                payment_clocks.c.closed_at.is_(None), payment_clocks.c.deadline_state != "breached"))).mappings().all()
+                payment_clocks.c.closed_at.is_(None), payment_clocks.c.deadline_state != "breached")
+            if region_code is not None:
+                query = query.where(in_region(payment_clocks.c.handling_region_code, region_code))
+            rows = (await tx.session.execute(query)).mappings().all()
             for row in rows:
                 state = self.state_on(today, row["pay_by"])
                 if not dd.worse(row["deadline_state"], state):
