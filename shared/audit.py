@@ -32,6 +32,8 @@ audit_log = sa.Table(
     sa.Column("action", sa.String(80), nullable=False),
     sa.Column("entity_type", sa.String(40), nullable=False),
     sa.Column("entity_id", sa.String(80), nullable=False),
+    # The region the change belongs to: auditors read only their region's entries.
+    sa.Column("region_code", sa.String(12), nullable=True, index=True),
     sa.Column("detail", sa.Text, nullable=False),  # canonical JSON, hashed as stored
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
@@ -44,14 +46,16 @@ def canonical(detail: dict[str, Any]) -> str:
 
 
 def entry_hash(prev_hash: str, *, seq: int, at: datetime, actor: str, actor_role: str, action: str,
-               entity_type: str, entity_id: str, detail: str) -> str:
+               entity_type: str, entity_id: str, detail: str, region_code: str | None = None) -> str:
     at_utc = at.astimezone(timezone.utc).isoformat() if at.tzinfo else at.replace(tzinfo=timezone.utc).isoformat()
-    material = "\x1f".join([prev_hash, str(seq), at_utc, actor, actor_role, action, entity_type, entity_id, detail])
+    material = "\x1f".join([prev_hash, str(seq), at_utc, actor, actor_role, action, entity_type, entity_id,
+                            region_code or "", detail])
     return hashlib.sha256(material.encode()).hexdigest()
 
 
 async def record(session: AsyncSession, *, actor: str, actor_role: str, action: str, entity_type: str,
-                 entity_id: str, detail: dict[str, Any] | None = None, at: datetime | None = None) -> int:
+                 entity_id: str, detail: dict[str, Any] | None = None, at: datetime | None = None,
+                 region_code: str | None = None, actor_region: str | None = None) -> int:
     """Append one entry inside the caller's transaction (the state change and its audit entry
     commit together). Returns its sequence number."""
     if session.bind.dialect.name == "postgresql":
@@ -61,12 +65,21 @@ async def record(session: AsyncSession, *, actor: str, actor_role: str, action: 
     seq = (last.seq + 1) if last else 1
     prev = last.hash if last else GENESIS
     at = at or datetime.now(timezone.utc)
+    if region_code is None and detail:
+        # Most use cases already name the region in the detail; use the most specific one given.
+        for key in ("handling_region_code", "region_code", "township_code", "county_code"):
+            value = detail.get(key)
+            if isinstance(value, str) and len(value) == 12 and value.isdigit():
+                region_code = value
+                break
+    # Otherwise the actor's own region: they could only act inside it.
+    region_code = region_code or actor_region
     text = canonical(detail or {})
     digest = entry_hash(prev, seq=seq, at=at, actor=actor, actor_role=actor_role, action=action,
-                        entity_type=entity_type, entity_id=str(entity_id), detail=text)
+                        entity_type=entity_type, entity_id=str(entity_id), detail=text, region_code=region_code)
     await session.execute(audit_log.insert().values(
         seq=seq, at=at, actor=actor, actor_role=actor_role, action=action, entity_type=entity_type,
-        entity_id=str(entity_id), detail=text, prev_hash=prev, hash=digest))
+        entity_id=str(entity_id), region_code=region_code, detail=text, prev_hash=prev, hash=digest))
     return seq
 
 
@@ -97,20 +110,41 @@ async def verify(session: AsyncSession, batch: int = 5000) -> ChainReport:
                 return ChainReport(False, checked, r["seq"], "prev_hash does not match the entry before it")
             recomputed = entry_hash(prev_hash, seq=r["seq"], at=r["at"], actor=r["actor"],
                                     actor_role=r["actor_role"], action=r["action"], entity_type=r["entity_type"],
-                                    entity_id=r["entity_id"], detail=r["detail"])
+                                    entity_id=r["entity_id"], detail=r["detail"], region_code=r["region_code"])
             if recomputed != r["hash"]:
                 return ChainReport(False, checked, r["seq"], "entry content does not match its hash (edited)")
             prev_hash, expected_seq, checked, after = r["hash"], expected_seq + 1, checked + 1, r["seq"]
 
 
-async def entries(session: AsyncSession, *, entity_type: str | None = None, entity_id: str | None = None,
-                  limit: int = 100) -> list[dict[str, Any]]:
+async def entries(session: AsyncSession, *, within_region: str, entity_type: str | None = None,
+                  entity_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Entries of ``within_region`` and the regions inside it. Entries recorded without a region
+    are shown only to province-wide (or wider) tokens."""
+    from shared.auth import region_level, region_prefix
     q = sa.select(audit_log).order_by(audit_log.c.seq.desc()).limit(limit)
+    inside = audit_log.c.region_code.startswith(region_prefix(within_region))
+    q = q.where(sa.or_(inside, audit_log.c.region_code.is_(None)) if region_level(within_region) == "province" else inside)
     if entity_type:
         q = q.where(audit_log.c.entity_type == entity_type)
     if entity_id:
         q = q.where(audit_log.c.entity_id == entity_id)
     return [dict(r) | {"detail": orjson.loads(r["detail"])} for r in (await session.execute(q)).mappings().all()]
+
+
+def add_region_column(op: Any) -> None:
+    """For service migrations: databases created before audit entries carried a region."""
+    bind = op.get_bind()
+    columns = {c["name"] for c in sa.inspect(bind).get_columns("audit_log")}
+    if "region_code" not in columns:
+        with op.batch_alter_table("audit_log") as batch_op:
+            batch_op.add_column(sa.Column("region_code", sa.String(12), nullable=True))
+            batch_op.create_index("ix_audit_log_region_code", ["region_code"])
+
+
+def drop_region_column(op: Any) -> None:
+    with op.batch_alter_table("audit_log") as batch_op:
+        batch_op.drop_index("ix_audit_log_region_code")
+        batch_op.drop_column("region_code")
 
 
 def main(argv: list[str] | None = None) -> int:

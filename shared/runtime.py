@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
+from typing import Annotated, Any, AsyncIterator, Awaitable, Callable, Iterable
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Response
 from fastapi.middleware.cors import CORSMiddleware
@@ -18,7 +18,7 @@ from shared.calendar import default_calendar
 from shared.db import make_engine, make_session_factory, ping
 from shared.errors import install_problem_handlers
 from shared import audit
-from shared.auth import require_roles
+from shared.auth import Principal, require_roles
 from shared.http import RequestContextMiddleware
 from shared.limits import BodySizeLimit, RateLimit
 from shared.openapi import install_problem_openapi
@@ -33,6 +33,9 @@ from shared.migrations import upgrade_head_async
 from shared.settings import ServiceSettings
 
 log = get_logger("runtime")
+
+
+AUDITORS = require_roles("county_civil_affairs", "county_finance", "monitoring_operator")
 
 
 def make_bus(settings: ServiceSettings) -> Bus:
@@ -162,20 +165,20 @@ def create_service_app(runtime: ServiceRuntime, *, title: str, description: str,
         await runtime.refresh_metrics()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    auditors = require_roles("county_civil_affairs", "county_finance", "monitoring_operator")
-
     @ops.get("/v1/audit/verify", summary="Verify this service's tamper-evident audit chain",
-             dependencies=[Depends(auditors)])
+             dependencies=[Depends(AUDITORS)])
     async def audit_verify() -> dict[str, Any]:
         async with runtime.session_factory() as session:
             report = await audit.verify(session)
         return {"service": runtime.name, **report.as_dict()}
 
-    @ops.get("/v1/audit", summary="Audit entries (newest first)", dependencies=[Depends(auditors)])
-    async def audit_entries(entity_type: str | None = None, entity_id: str | None = None,
+    @ops.get("/v1/audit", summary="Audit entries of the token's region (newest first)")
+    async def audit_entries(principal: Annotated[Principal, Depends(AUDITORS)], entity_type: str | None = None,
+                            entity_id: str | None = None,
                             limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
         async with runtime.session_factory() as session:
-            items = await audit.entries(session, entity_type=entity_type, entity_id=entity_id, limit=limit)
+            items = await audit.entries(session, within_region=principal.region, entity_type=entity_type,
+                                        entity_id=entity_id, limit=limit)
         return {"service": runtime.name, "items": items}
 
     app.include_router(ops)

@@ -21,12 +21,13 @@ from sqlalchemy.engine import make_url
 
 APP_COLUMNS = (
     "id", "channel", "channel_ref", "program", "region_code", "handling_region_code", "area",
-    "applicant_person_id", "open_key", "household", "hardship", "discovery", "documents", "missing_documents",
+    "applicant_person_enc", "applicant_person_index", "open_key", "household_enc", "hardship", "discovery",
+    "documents", "missing_documents",
     "status", "case_id", "owner_sub", "owner_role", "submitted_by_sub", "submitted_by_role", "received_at",
     "due_by", "due_by_provisional", "idempotency_key", "request_hash", "updated_at", "accepted_at",
     "step_started_at", "clock_due_by", "clock_provisional", "clock_at_risk_on",
 )
-_JSON = frozenset({"household", "hardship", "discovery", "documents", "missing_documents"})
+_JSON = frozenset({"hardship", "discovery", "documents", "missing_documents"})
 OUTBOX_COLUMNS = ("event_id", "topic", "key", "type", "payload", "created_at", "attempts")
 
 

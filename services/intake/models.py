@@ -17,11 +17,14 @@ applications = sa.Table(
     sa.Column("region_code", sa.String(12), nullable=False, index=True),
     sa.Column("handling_region_code", sa.String(12), nullable=False, index=True),
     sa.Column("area", sa.String(8), nullable=False),
-    sa.Column("applicant_person_id", sa.String(18), nullable=False),
-    # "<person>:<program>" while the application is open, NULL once closed: the unique index
-    # turns a second open application for the same person and program into the existing one.
-    sa.Column("open_key", sa.String(40), nullable=True, unique=True),
-    sa.Column("household", sa.JSON, nullable=False),
+    # 0003: no identity number in the clear (personal_data.py): the applicant's, encrypted
+    # (AES-GCM) and its keyed hash (HMAC) as the look-up index; the household encrypted whole.
+    sa.Column("applicant_person_enc", sa.String(128), nullable=False),
+    sa.Column("applicant_person_index", sa.String(64), nullable=False, index=True),
+    # "<person index>:<program>" while the application is open, NULL once closed: the unique
+    # index turns a second open application for the same person and program into the existing one.
+    sa.Column("open_key", sa.String(100), nullable=True, unique=True),
+    sa.Column("household_enc", sa.Text, nullable=False),
     sa.Column("hardship", sa.JSON, nullable=True),
     sa.Column("discovery", sa.JSON, nullable=True),
     sa.Column("documents", sa.JSON, nullable=False),

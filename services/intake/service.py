@@ -41,6 +41,7 @@ from services.intake.domain.routing import dispatch_reason, handling_township, t
 from services.intake.domain.validation import ROLE_CHANNELS, applicant_person_id, application_problems
 from services.intake.fastpath import DuplicateApplication, PgApplicationWriter
 from services.intake.models import application_steps, applications, transfers
+from services.intake.personal_data import ApplicationVault
 from services.intake.schemas import ApplicationCreate, ApplicationSummary, HandoffIn, TransferIn
 
 log = get_logger("intake.applications")
@@ -91,6 +92,8 @@ class IntakeService:
         self.runtime = runtime
         # PostgreSQL: the one-statement hot path for new applications (fastpath.py).
         self.writer = writer
+        # identity numbers are stored encrypted, looked up by their keyed hash (personal_data.py)
+        self.vault = ApplicationVault(runtime.settings.data_encryption_key)
         self.calendar = calendar
         self.checklist = load_checklist()
         self.limits: TimeLimits = load_time_limits()
@@ -153,11 +156,14 @@ class IntakeService:
             owner_sub, owner_role = f"{OFFICE_POOL}{township}", "township_clerk"
         else:
             owner_sub, owner_role = principal.sub, principal.role
+        household = body.household.model_dump(mode="json")
+        # The stored columns, plus the applicant's number and the household in the clear for this
+        # request's answer and event only: "applicant_person_id" and "household" are no columns.
         row: dict[str, Any] = {
             "id": app_id, "channel": body.channel, "channel_ref": body.channel_ref, "program": body.program,
             "region_code": body.region_code, "handling_region_code": township, "area": body.area,
-            "applicant_person_id": person, "open_key": f"{person}:{body.program}",
-            "household": body.household.model_dump(mode="json"),
+            **self.vault.seal(app_id, person, household, body.program),
+            "applicant_person_id": person, "household": household,
             "hardship": body.hardship.model_dump(mode="json") if body.hardship else None,
             "discovery": body.discovery.model_dump(mode="json") if body.discovery else None,
             "documents": provided, "missing_documents": missing, "status": status, "case_id": None,
@@ -263,8 +269,9 @@ class IntakeService:
     def _emit_submitted(self, tx: UnitOfWork, row: Mapping[str, Any]) -> None:
         tx.emit(self._submitted(row), subject=row["id"])
 
-    @staticmethod
-    def _submitted(row: Mapping[str, Any]) -> ApplicationSubmitted:
+    def _submitted(self, row: Mapping[str, Any]) -> ApplicationSubmitted:
+        """The event carries the plain numbers (events between services are internal)."""
+        row = self.vault.open(row)
         return ApplicationSubmitted(
             application_id=row["id"], channel=row["channel"], channel_ref=row["channel_ref"], program=row["program"],
             region_code=row["region_code"], handling_region_code=row["handling_region_code"], area=row["area"],
@@ -345,7 +352,7 @@ class IntakeService:
             closes_application=close, actor=actor, created_at=now))
         tx.emit(ApplicationTransferred(
             application_id=row["id"], department=department, region_code=row["region_code"],
-            applicant_person_id=row["applicant_person_id"], reason=reason, transferred_at=now), subject=row["id"])
+            applicant_person_id=self._person(row), reason=reason, transferred_at=now), subject=row["id"])
         steps = list(steps_before or []) + [("transferred", f"to {department}: {reason}")]
         values = dict(extra_values or {}, updated_at=now)
         if close:
@@ -380,6 +387,10 @@ class IntakeService:
             self.feedback.wake_after_commit(tx.session)
 
     # -- helpers ----------------------------------------------------------------------------
+    def _person(self, row: Mapping[str, Any]) -> str:
+        """The applicant's identity number of a row (decrypted when the row came from the database)."""
+        return row.get("applicant_person_id") or self.vault.person(row["id"], row["applicant_person_enc"])
+
     def _clock_values(self, status: str, program: str, started_at: datetime,
                       accepted_at: datetime | None) -> dict[str, Any]:
         """The clock of the step just entered (reset to on_time: a new step, a new clock)."""
@@ -426,7 +437,7 @@ class IntakeService:
                                  .order_by(application_steps.c.id))).mappings().all()
         moved = (await s.execute(sa.select(transfers).where(transfers.c.application_id == app_id)
                                  .order_by(transfers.c.created_at))).mappings().all()
-        return self._present(row, steps, moved, principal)
+        return self._present(self.vault.open(row), steps, moved, principal)
 
     def _present(self, row: Mapping[str, Any], steps: Any, moved: Any, principal: Principal) -> dict[str, Any]:
         """The ApplicationOut shape as a plain dict (serialised by orjson: the hot path skips pydantic)."""
@@ -471,7 +482,7 @@ class IntakeService:
         today = on or to_shanghai_date(self.clock())
         q = sa.select(applications.c.id, applications.c.status, applications.c.channel, applications.c.program,
                       applications.c.region_code, applications.c.handling_region_code,
-                      applications.c.applicant_person_id, applications.c.received_at, applications.c.due_by,
+                      applications.c.applicant_person_enc, applications.c.received_at, applications.c.due_by,
                       applications.c.clock_due_by, applications.c.clock_at_risk_on, applications.c.owner_sub)
         if principal.role == "applicant":
             q = q.where(applications.c.submitted_by_role == "applicant", applications.c.submitted_by_sub == principal.sub)
@@ -495,7 +506,8 @@ class IntakeService:
         return today, [ApplicationSummary(
             application_id=r.id, status=r.status, channel=r.channel, program=r.program, region_code=r.region_code,
             handling_region_code=r.handling_region_code,
-            applicant_person_id=present_id(r.applicant_person_id, principal.role), received_at=r.received_at,
+            applicant_person_id=present_id(self.vault.person(r.id, r.applicant_person_enc), principal.role),
+            received_at=r.received_at,
             due_by=r.due_by, step_due_by=r.clock_due_by, deadline_state=clock_state(r.clock_due_by, r.clock_at_risk_on, today),
             owner=r.owner_sub) for r in rows]
 

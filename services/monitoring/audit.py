@@ -22,4 +22,5 @@ async def record(session: AsyncSession, actor: Principal | str, action: str, ent
     else:
         who, role = actor[:120], "system"
     return await kernel_audit.record(session, actor=who, actor_role=role, action=action, entity_type=entity_type,
-                                     entity_id=str(entity_id), detail=detail or {})
+                                     entity_id=str(entity_id), detail=detail or {},
+                                     actor_region=actor.region if isinstance(actor, Principal) else None)

@@ -22,4 +22,4 @@ async def record(session: AsyncSession, principal: Principal, action: str, entit
         await serialize(session, _SQLITE_WRITE_LOCK)
     return await kernel_audit.record(session, actor=f"{principal.sub} ({principal.name})"[:120],
                                      actor_role=principal.role, action=action, entity_type=entity_type,
-                                     entity_id=entity_id, detail=detail)
+                                     entity_id=entity_id, detail=detail, actor_region=principal.region)

@@ -1,4 +1,4 @@
-"""Payments' own tables (SQLAlchemy Core). Migrations: migrations/versions/ (0001, 0002)."""
+"""Payments' own tables (SQLAlchemy Core). Migrations: migrations/versions/ (0001–0003)."""
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -218,7 +218,9 @@ payment_attempts = sa.Table(
     sa.Column("payment_id", sa.String(48), primary_key=True),
     sa.Column("attempt", sa.Integer, primary_key=True),
     sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
-    sa.Column("account_number", sa.String(40), nullable=False),
+    # 0003: the account sent, as the payee's row had it: encrypted and masked (accounts.py)
+    sa.Column("account_enc", sa.String(128), nullable=False),
+    sa.Column("account_masked", sa.String(40), nullable=False),
     sa.Column("account_name", sa.String(100), nullable=True),
     sa.Column("bank_name", sa.String(100), nullable=True),
     sa.Column("amount_fen", sa.BigInteger, nullable=False),
@@ -236,7 +238,10 @@ sa.Index("ix_payment_attempts_answered", payment_attempts.c.answered_at)
 payee_accounts = sa.Table(
     "payee_accounts", metadata,
     sa.Column("person_id", sa.String(18), primary_key=True),
-    sa.Column("account_number", sa.String(40), nullable=False),
+    # 0003: never the plain number: AES-GCM bound to person_id, its keyed hash, its masked form
+    sa.Column("account_enc", sa.String(128), nullable=False),
+    sa.Column("account_index", sa.String(64), nullable=False, index=True),
+    sa.Column("account_masked", sa.String(40), nullable=False),
     sa.Column("account_name", sa.String(100), nullable=True),
     sa.Column("bank_name", sa.String(100), nullable=True),
     sa.Column("updated_at", UTCDateTime(), nullable=False),

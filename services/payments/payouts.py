@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from cryptography.exceptions import InvalidTag
 
 from shared.auth import Principal, county_of, region_covers
 from shared.calendar import to_shanghai_date
@@ -32,6 +33,7 @@ from shared.privacy import present_id
 from shared.runtime import ServiceRuntime
 
 from services.payments import audit, deaths, ledger, payment_ops
+from services.payments.accounts import AccountVault
 from services.payments.bank import Bank, BankPayment, BankResult
 from services.payments.domain import ledger as dl
 from services.payments.domain import payments as ps
@@ -73,6 +75,8 @@ class PayoutService:
         self.settings = settings
         self.bank = bank
         self.on_linshi_paid = on_linshi_paid
+        # account numbers are stored encrypted; decrypted only for the bank and the paying roles
+        self.accounts = AccountVault(settings.data_encryption_key)
         self._wake = asyncio.Event()
 
     # -- the sender loop -----------------------------------------------------------------------
@@ -148,13 +152,18 @@ class PayoutService:
                             status=ps.AWAITING_ACCOUNT, updated_at=now))
                         stats.awaiting_account += 1
                         continue
+                    number = self._account_number(p, acct["account_enc"], stats)
+                    if number is None:
+                        continue
                     attempt = int(p["attempt"]) + 1
                     key = ps.idempotency_key(p["id"], attempt)
+                    # the attempt keeps the payee's ciphertext as it was (bound to the same person)
                     await s.execute(payment_attempts.insert().values(
                         payment_id=p["id"], attempt=attempt, idempotency_key=key,
-                        account_number=acct["account_number"], account_name=acct["account_name"],
+                        account_enc=acct["account_enc"], account_masked=acct["account_masked"],
+                        account_name=acct["account_name"],
                         bank_name=acct["bank_name"], amount_fen=p["amount_fen"], requested_at=now, sends=1))
-                    a = {"attempt": attempt, "idempotency_key": key, "account_number": acct["account_number"],
+                    a = {"attempt": attempt, "idempotency_key": key,
                          "account_name": acct["account_name"], "bank_name": acct["bank_name"],
                          "amount_fen": p["amount_fen"]}
                 else:  # unknown outcome or an expired lease: the same attempt again, same key and body
@@ -162,6 +171,9 @@ class PayoutService:
                     a = dict((await s.execute(sa.select(payment_attempts).where(
                         payment_attempts.c.payment_id == p["id"], payment_attempts.c.attempt == attempt))
                     ).mappings().one())
+                    number = self._account_number(p, a["account_enc"], stats)
+                    if number is None:
+                        continue
                     await s.execute(payment_attempts.update().where(
                         payment_attempts.c.payment_id == p["id"], payment_attempts.c.attempt == attempt)
                         .values(sends=payment_attempts.c.sends + 1))
@@ -170,10 +182,20 @@ class PayoutService:
                     send_count=payments.c.send_count + 1, updated_at=now))
                 out.append(Claimed({**p, "status": ps.SENDING, "attempt": attempt}, BankPayment(
                     payment_id=p["id"], attempt=attempt, idempotency_key=a["idempotency_key"],
-                    account_number=a["account_number"], account_name=a["account_name"], bank_name=a["bank_name"],
+                    account_number=number, account_name=a["account_name"], bank_name=a["bank_name"],
                     amount=from_fen(int(a["amount_fen"])),
                     reference=f"{p['program']} {p['month'].strftime('%Y-%m') if p['month'] else 'stage ' + str(p['stage'])}")))
         return out
+
+    def _account_number(self, p: Any, token: str, stats: DispatchStats) -> str | None:
+        """The plain number for the bank; None (the payment waits, loudly) when it does not
+        decrypt: another DATA_ENCRYPTION_KEY, or a ciphertext moved from another person's row."""
+        try:
+            return self.accounts.open(p["person_id"], token)
+        except (InvalidTag, ValueError) as exc:
+            log.error("account_undecryptable", payment_id=p["id"], error=type(exc).__name__)
+            stats.errors.append(f"{p['id']}: the account number does not decrypt (DATA_ENCRYPTION_KEY?)")
+            return None
 
     @staticmethod
     async def _stopped_by_death(s: Any, rows: Any) -> dict[str, str]:
@@ -255,8 +277,8 @@ class PayoutService:
             s = tx.session
             if not await self.person_in_region(s, principal, person_id):
                 raise NotFound(f"no beneficiary {person_id} in region {principal.region}")
-            values = {"account_number": account_number, "account_name": account_name, "bank_name": bank_name,
-                      "updated_at": utcnow(), "updated_by": actor(principal)}
+            values = {**self.accounts.seal(person_id, account_number), "account_name": account_name,
+                      "bank_name": bank_name, "updated_at": utcnow(), "updated_by": actor(principal)}
             if not await insert_ignore(s, payee_accounts, {"person_id": person_id, **values}):
                 await s.execute(payee_accounts.update().where(payee_accounts.c.person_id == person_id).values(**values))
             await audit.record(s, principal, "beneficiary.account_set", "person", person_id,
@@ -302,7 +324,8 @@ class PayoutService:
         return {
             "person_id": present_id(person_id, principal.role),
             "account": None if acct is None else {
-                "account_number": present_account(acct["account_number"], principal.role),
+                "account_number": present_account(acct, principal.role,
+                                                  lambda token: self.accounts.open(person_id, token)),
                 "account_name": acct["account_name"], "bank_name": acct["bank_name"],
                 "updated_at": iso(acct["updated_at"]), "updated_by": acct["updated_by"]},
             "date_of_death": iso(death),
@@ -322,7 +345,8 @@ class PayoutService:
                                         .order_by(payment_attempts.c.attempt))).mappings().all()
             recovery = (await s.execute(sa.select(payment_recoveries).where(
                 payment_recoveries.c.payment_id == payment_id))).mappings().first()
-        return payment_view(p, principal.role, attempts, recovery)
+        return payment_view(p, principal.role, attempts, recovery,
+                            reveal=lambda token: self.accounts.open(p["person_id"], token))
 
     async def list(self, principal: Principal, *, region_code: str | None, status: str | None, month: Any,
                    person_id: str | None, kind: str | None, limit: int, offset: int) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from shared.idnumbers import mask_account_number
 from shared.money import format_yuan, from_fen
 from shared.privacy import present_id
 
@@ -23,13 +22,19 @@ def iso(value: date | datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def present_account(number: str | None, role: str) -> str | None:
-    if number is None:
+def present_account(row: Any, role: str, reveal: Callable[[str], str] | None) -> str | None:
+    """A stored account (accounts.py columns): in full for the paying roles, decrypted here and
+    only here (``reveal``: token → number); masked for everybody else, without decrypting."""
+    if row is None:
         return None
-    return number if role in ACCOUNT_ROLES else mask_account_number(number)
+    if role in ACCOUNT_ROLES and reveal is not None:
+        return reveal(row["account_enc"])
+    return str(row["account_masked"])
 
 
-def payment_view(p: Any, role: str, attempts: Sequence[Any] = (), recovery: Any = None) -> dict[str, Any]:
+def payment_view(p: Any, role: str, attempts: Sequence[Any] = (), recovery: Any = None,
+                 reveal: Callable[[str], str] | None = None) -> dict[str, Any]:
+    """``reveal`` decrypts this payment's attempt accounts (bound to the payment's person)."""
     out = {
         "payment_id": p["id"], "kind": p["kind"], "program": p["program"], "status": p["status"],
         "person_id": present_id(p["person_id"], role), "region_code": p["region_code"],
@@ -43,7 +48,7 @@ def payment_view(p: Any, role: str, attempts: Sequence[Any] = (), recovery: Any 
     if attempts:
         out["attempts"] = [{
             "attempt": a["attempt"], "idempotency_key": a["idempotency_key"],
-            "account_number": present_account(a["account_number"], role), "account_name": a["account_name"],
+            "account_number": present_account(a, role, reveal), "account_name": a["account_name"],
             "amount": yuan(a["amount_fen"]), "requested_at": iso(a["requested_at"]), "sends": a["sends"],
             "answered_at": iso(a["answered_at"]), "outcome": a["outcome"], "reason": a["reason"],
             "bank_ref": a["bank_ref"], "last_error": a["last_error"]} for a in attempts]

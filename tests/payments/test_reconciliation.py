@@ -68,6 +68,9 @@ async def test_reconciliation_agrees_after_normal_work_and_lists_every_tampered_
         assert clean["totals"]["payments_paid"] == clean["totals"]["ledger_booked"] == clean["totals"]["bank_confirmed"]
         assert clean["totals"]["payments_paid"] == "3000.00"  # 900 + 3×500 + 2×300
 
+        def sealed(i: int) -> str:
+            return str(svc(app).payouts.accounts.seal(person(i), "6222")["account_enc"])
+
         async with app.state.runtime.session_factory() as s, s.begin():
             ids = dict((await s.execute(sa.select(payments.c.person_id, payments.c.id).where(
                 payments.c.kind == "benefit"))).all())
@@ -80,12 +83,14 @@ async def test_reconciliation_agrees_after_normal_work_and_lists_every_tampered_
                                   dl.credit(dl.payable(person(2)), 50000, p2)], kind="bank_paid", actor="tamper")
             # p3: the bank confirmed a second attempt
             await s.execute(payment_attempts.insert().values(
-                payment_id=p3, attempt=2, idempotency_key=f"{p3}:2", account_number="6222", amount_fen=50000,
+                payment_id=p3, attempt=2, idempotency_key=f"{p3}:2", account_enc=sealed(3), account_masked="****",
+                amount_fen=50000,
                 requested_at=utcnow(), sends=1, answered_at=utcnow(), outcome="accepted", confirmed_fen=50000))
             # p4: marked paid and confirmed, never booked
             await s.execute(payments.update().where(payments.c.id == p4).values(status="paid", paid_at=utcnow()))
             await s.execute(payment_attempts.insert().values(
-                payment_id=p4, attempt=1, idempotency_key=p4, account_number="6222", amount_fen=50000,
+                payment_id=p4, attempt=1, idempotency_key=p4, account_enc=sealed(4), account_masked="****",
+                amount_fen=50000,
                 requested_at=utcnow(), sends=1, answered_at=utcnow(), outcome="accepted", confirmed_fen=50000))
         report = (await _report(c)).json()
         found = {(x["kind"], x["payment_id"]) for x in report["differences"]}

@@ -559,10 +559,10 @@ async def test_payment_deadline_scan_stays_in_the_callers_region(system: System)
     assert [x["state"] for x in r.json()["reported"] if x["case_id"] == cid] == ["breached"], r.text
 
 
-@pytest.mark.xfail(strict=True, reason="kernel (shared/runtime.py, shared/audit.py): /v1/audit is service-wide, "
-                                       "not region-scoped; needs a region on audit entries or a region filter")
 @module_loop
 async def test_audit_entries_stay_in_their_region(system: System) -> None:
+    """Audit entries carry their region; an auditor of another county sees none of them (was
+    service-wide: found by this matrix)."""
     c = system.clients["payments"]
     r = await c.post("/v1/reserve-allocations", headers=home(CCA),
                      json={"township_code": TOWNSHIP, "amount": "10.00", "reference": "联合行文-审计"})
@@ -570,6 +570,8 @@ async def test_audit_entries_stay_in_their_region(system: System) -> None:
     aid = r.json()["allocation_id"]
     seen = await c.get("/v1/audit", params={"entity_id": aid}, headers=other(CFIN))
     assert seen.status_code in (403, 404) or seen.json()["items"] == [], seen.text[:300]
+    own = await c.get("/v1/audit", params={"entity_id": aid}, headers=home(CFIN))
+    assert own.status_code == 200 and own.json()["items"], own.text[:300]
 
 
 @module_loop
