@@ -67,6 +67,12 @@ class ServiceRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
 
+    def spawn(self, coro: Awaitable[None], name: str) -> "asyncio.Task[None]":
+        """Run a long-lived loop of this service; stop() cancels it before the bus and the DB go."""
+        task = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+        self._tasks.append(task)
+        return task
+
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory, source=self.name, on_commit=self.relay.wake)
 
@@ -84,18 +90,22 @@ class ServiceRuntime:
             consumer.register()
         await self.bus.start()
         await self.relay.start()
-        self._tasks = [asyncio.create_task(factory()) for factory in self.background]
+        for factory in self.background:
+            self.spawn(factory(), getattr(factory, "__qualname__", "background"))
         self.started = True
         log.info("service_started", service=self.name, bus=type(self.bus).__name__,
                  database=self.engine.url.render_as_string(hide_password=True))
 
-    async def stop(self) -> None:
+    async def cancel_tasks(self) -> None:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(BaseException):
                 await task
         self._tasks = []
+
+    async def stop(self) -> None:
+        await self.cancel_tasks()
         await self.relay.stop()
         with contextlib.suppress(Exception):
             await self.bus.stop()

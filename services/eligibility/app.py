@@ -37,7 +37,6 @@ class EligibilityRuntime(ServiceRuntime):
     def __init__(self, settings: Settings, **kw: Any) -> None:
         super().__init__(settings, **kw)
         self.eligibility_settings = settings
-        self.tasks: list[asyncio.Task[None]] = []
         self.policies: PolicyService | None = None
         self.verifier: VerificationWorker | None = None
         self.reevaluator: ReevaluationService | None = None
@@ -56,12 +55,10 @@ class EligibilityRuntime(ServiceRuntime):
                                                              cases_table.c.next_check_at.is_(None))
                                 .values(next_check_at=datetime.now(timezone.utc)))
         if self.verifier is not None:
-            self._spawn(self._loop(self.verifier.run_once, self.wake_verifier), "eligibility-verification")
+            self.spawn(self._loop(self.verifier.run_once, self.wake_verifier), "eligibility-verification")
         if self.reevaluator is not None:
-            self._spawn(self._loop(self.reevaluator.run_once, self.wake_reevaluator), "eligibility-reevaluation")
+            self.spawn(self._loop(self.reevaluator.run_once, self.wake_reevaluator), "eligibility-reevaluation")
 
-    def _spawn(self, coro: Any, name: str) -> None:
-        self.tasks.append(asyncio.create_task(coro, name=name))
 
     async def _loop(self, step: Callable[[], Awaitable[int]], wake: asyncio.Event) -> None:
         interval = self.eligibility_settings.worker_poll_interval_s
@@ -81,12 +78,7 @@ class EligibilityRuntime(ServiceRuntime):
             wake.clear()
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(BaseException):
-                await task
-        self.tasks.clear()
+        await self.cancel_tasks()  # before the clients the loops use are closed
         if self.partners is not None:
             await self.partners.close()
         await super().stop()

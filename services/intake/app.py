@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 from pathlib import Path
 from typing import Any, Coroutine
@@ -36,7 +35,6 @@ class IntakeRuntime(ServiceRuntime):
     def __init__(self, settings: Settings, **kw: Any) -> None:
         super().__init__(settings, **kw)
         self.intake_settings = settings
-        self.tasks: list[asyncio.Task[None]] = []
         self.feedback: FeedbackSender | None = None
         self.scanner: DeadlineScanner | None = None
         self.hotline: HotlineService | None = None
@@ -47,10 +45,10 @@ class IntakeRuntime(ServiceRuntime):
         if self.writer is not None:
             await self.writer.start()
         if self.feedback is not None:
-            self._spawn(self.feedback.run(), "intake-feedback")
+            self.spawn(self.feedback.run(), "intake-feedback")
         interval = self.intake_settings.deadline_scan_interval_s
         if self.scanner is not None and interval > 0:
-            self._spawn(self.scanner.run(interval), "intake-deadlines")
+            self.spawn(self.scanner.run(interval), "intake-deadlines")
         if self.intake_settings.gc_freeze_on_start:
             gc.collect()
             gc.freeze()
@@ -58,16 +56,9 @@ class IntakeRuntime(ServiceRuntime):
                 _, gen1, gen2 = gc.get_threshold()
                 gc.set_threshold(self.intake_settings.gc_gen0_threshold, gen1, gen2)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        self.tasks.append(asyncio.create_task(coro, name=name))
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(BaseException):
-                await task
-        self.tasks.clear()
+        await self.cancel_tasks()  # before the clients the loops use are closed
         if self.feedback is not None:
             await self.feedback.close()
         if self.writer is not None:
