@@ -103,7 +103,8 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None,
         runtime, title="intake — 一门受理",
         description="One door for 12345, e救助, the service window and active discovery (I1–I5): "
                     "一次性告知, 首问负责, 分办/转办, 反馈, 限时办理, 零报告.",
-        routers=[api.router])
+        # Applications can be filed by anyone with an applicant token: limited per client.
+        routers=[api.router], public_routes={("POST", "/v1/applications")})
     _match_api_first(app)
     app.state.intake = service
     app.state.token_cache = TokenCache()
