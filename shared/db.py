@@ -33,8 +33,9 @@ def make_engine(settings: ServiceSettings, **kw: Any) -> AsyncEngine:
             cur.close()
 
         return engine
-    kw.setdefault("pool_size", 20)
-    kw.setdefault("max_overflow", 20)
+    # Four services commonly share one PostgreSQL server (max_connections 100 by default).
+    kw.setdefault("pool_size", settings.db_pool_size)
+    kw.setdefault("max_overflow", settings.db_max_overflow)
     kw.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kw)
 

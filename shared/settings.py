@@ -23,6 +23,8 @@ class ServiceSettings(BaseSettings):
     # Empty means the embedded default: a SQLite file per service under DATA_DIR.
     database_url: str = ""
     data_dir: Path = Path("var")
+    db_pool_size: int = 8
+    db_max_overflow: int = 8
     event_bus: Literal["inprocess", "kafka"] = "inprocess"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     # Apache Kafka supports idempotent producers; the Tansu test broker refuses them.

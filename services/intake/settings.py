@@ -23,7 +23,7 @@ class Settings(ServiceSettings):
     metrics_refresh_timeout_s: float = 2.0
     # PostgreSQL: write new applications with one statement on a small asyncpg pool (fastpath.py).
     application_fast_path: bool = True
-    application_fast_path_pool_size: int = 40
+    application_fast_path_pool_size: int = 20
     # Long-lived start-up objects (models, routes, schemas) are moved out of the collector's
     # sight once started, and young-generation collections run less often: fewer and shorter
     # pauses on the hot path. Process-wide; each service runs in its own process in production.
