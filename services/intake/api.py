@@ -10,11 +10,10 @@ from typing import Annotated, Literal
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from shared.auth import Principal
+from shared.auth import Principal, require_roles
 from shared.calendar import to_shanghai_date
 from shared.errors import InvalidInput
 
-from services.intake.auth import require_roles
 from services.intake.channel_feedback import FeedbackSender
 from services.intake.clocks import DeadlineScanner
 from services.intake.hotline import HotlineService

@@ -15,7 +15,6 @@ from shared.messaging.bus import Bus
 from shared.runtime import ServiceRuntime, create_service_app
 
 from services.intake import api, consumers
-from services.intake.auth import TokenCache
 from services.intake.channel_feedback import FeedbackSender
 from services.intake.clocks import DeadlineScanner
 from services.intake.fastpath import PgApplicationWriter
@@ -107,7 +106,6 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None,
         routers=[api.router], public_routes={("POST", "/v1/applications")})
     _match_api_first(app)
     app.state.intake = service
-    app.state.token_cache = TokenCache()
     app.state.feedback = feedback
     app.state.deadlines = runtime.scanner
     app.state.hotline = runtime.hotline
