@@ -31,14 +31,14 @@ from shared.messaging.unit_of_work import UnitOfWork
 from shared.money import from_fen, to_fen
 from shared.runtime import ServiceRuntime
 
-from services.payments import audit, payment_ops
+from services.payments import audit, payment_ops, signing
 from services.payments.clocks import PaymentClockService
 from services.payments.domain import deadlines as dd
 from services.payments.domain import ledger as dl
 from services.payments.domain import payments as ps
 from services.payments.domain import signoffs as so
 from services.payments.domain.periods import add_months
-from services.payments.models import deaths, disbursements, payment_clocks, payments, signoffs
+from services.payments.models import deaths, disbursements, payment_clocks, payments
 from services.payments.settings import Settings
 from services.payments.storage import actor, in_region, lock_one, utcnow
 from services.payments.views import disbursement_view
@@ -137,21 +137,11 @@ class DisbursementService:
                 if d["status"] == "suspended":
                     raise Conflict("this payout was stopped (the payee died); nothing may be signed")
                 required = so.required_roles(d["approval_level"])
-                existing = await self._signoffs(s, disbursement_id)
-                try:
-                    so.check(required, [so.Signoff(r["role"], r["signer_sub"]) for r in existing],
-                             role=principal.role, signer_sub=principal.sub)
-                except so.SignoffRefused as exc:
-                    raise (Forbidden if exc.status == 403 else Conflict)(str(exc)) from None
                 now = utcnow()
-                await s.execute(signoffs.insert().values(
-                    subject_type="disbursement", subject_id=disbursement_id, role=principal.role,
-                    signer_sub=principal.sub, signer_name=principal.name[:100], signed_at=now, comment=comment))
-                await audit.record(s, principal, "disbursement.signed", "disbursement", disbursement_id,
-                                   {"role": principal.role, "comment": comment})
-                signed = [so.Signoff(r["role"], r["signer_sub"]) for r in existing] + [
-                    so.Signoff(principal.role, principal.sub)]
-                if so.is_complete(required, signed):
+                complete = await signing.sign(s, principal, subject_type="disbursement", subject_id=disbursement_id,
+                                              required=required, comment=comment, action="disbursement.signed",
+                                              now=now)
+                if complete:
                     await self._release(s, d, now, actor(principal))
                     released = True
         except IntegrityError:
@@ -222,19 +212,13 @@ class DisbursementService:
         return region_covers(principal.region, d["handling_region_code"]) or region_covers(
             principal.region, d["region_code"])
 
-    @staticmethod
-    async def _signoffs(s: Any, disbursement_id: str) -> list[Any]:
-        return list((await s.execute(sa.select(signoffs).where(
-            signoffs.c.subject_type == "disbursement", signoffs.c.subject_id == disbursement_id)
-            .order_by(signoffs.c.signed_at))).mappings().all())
-
     async def get(self, principal: Principal, disbursement_id: str) -> dict[str, Any]:
         async with self.runtime.session_factory() as s:
             d = (await s.execute(sa.select(disbursements).where(disbursements.c.id == disbursement_id))
                  ).mappings().first()
             if d is None or not self._visible(principal, d):
                 raise NotFound(f"disbursement {disbursement_id} not found")
-            signs = await self._signoffs(s, disbursement_id)
+            signs = await signing.signoffs_of(s, "disbursement", disbursement_id)
             stages = (await s.execute(sa.select(payments).where(payments.c.disbursement_id == disbursement_id)
                                       .order_by(payments.c.stage))).mappings().all()
         return disbursement_view(d, signs, stages, today=to_shanghai_date(utcnow()),
@@ -259,7 +243,7 @@ class DisbursementService:
             for d in rows:
                 if deadline and self.clocks.state_on(today, d["pay_by"]) != deadline:
                     continue
-                signs = await self._signoffs(s, d["id"])
+                signs = await signing.signoffs_of(s, "disbursement", d["id"])
                 stages = (await s.execute(sa.select(payments).where(payments.c.disbursement_id == d["id"])
                                           .order_by(payments.c.stage))).mappings().all()
                 out.append(disbursement_view(d, signs, stages, today=today, state_on=self.clocks.state_on,

@@ -28,14 +28,14 @@ from shared.events.payments import ReserveFundAlert
 from shared.money import from_fen
 from shared.runtime import ServiceRuntime
 
-from services.payments import audit, ledger, payment_ops
+from services.payments import audit, ledger, payment_ops, signing
 from services.payments.domain import ledger as dl
 from services.payments.domain import payments as ps
 from services.payments.domain import reserve as dr
 from services.payments.domain import signoffs as so
 from services.payments.models import (
     ledger_accounts, ledger_entries, ledger_transactions, payments, reimbursements, reserve_alerts,
-    reserve_allocations, signoffs,
+    reserve_allocations,
 )
 from services.payments.settings import Settings
 from services.payments.storage import actor, in_region, lock_one, utcnow
@@ -110,21 +110,11 @@ class ReserveService:
                 a = await lock_one(s, reserve_allocations, reserve_allocations.c.id, allocation_id)
                 if a is None or not principal.covers(a["township_code"]):
                     raise NotFound(f"allocation {allocation_id} not found")
-                existing = await self._signoffs(s, allocation_id)
-                try:
-                    so.check(so.COUNTY_ROLES, [so.Signoff(r["role"], r["signer_sub"]) for r in existing],
-                             role=principal.role, signer_sub=principal.sub)
-                except so.SignoffRefused as exc:
-                    raise (Forbidden if exc.status == 403 else Conflict)(str(exc)) from None
                 now = utcnow()
-                await s.execute(signoffs.insert().values(
-                    subject_type="allocation", subject_id=allocation_id, role=principal.role,
-                    signer_sub=principal.sub, signer_name=principal.name[:100], signed_at=now, comment=comment))
-                await audit.record(s, principal, "allocation.approved", "allocation", allocation_id,
-                                   {"role": principal.role, "comment": comment})
-                signed = [so.Signoff(r["role"], r["signer_sub"]) for r in existing] + [
-                    so.Signoff(principal.role, principal.sub)]
-                if so.is_complete(so.COUNTY_ROLES, signed):
+                complete = await signing.sign(s, principal, subject_type="allocation", subject_id=allocation_id,
+                                              required=so.COUNTY_ROLES, comment=comment,
+                                              action="allocation.approved", now=now)
+                if complete:
                     reserve, budget = dl.reserve(a["township_code"]), dl.county_budget(a["county_code"])
                     try:
                         posted = await ledger.post(s, [dl.debit(reserve, int(a["amount_fen"])),
@@ -144,19 +134,13 @@ class ReserveService:
             self.wake_sender()
         return await self.get_allocation(principal, allocation_id)
 
-    @staticmethod
-    async def _signoffs(s: Any, allocation_id: str) -> list[Any]:
-        return list((await s.execute(sa.select(signoffs).where(
-            signoffs.c.subject_type == "allocation", signoffs.c.subject_id == allocation_id)
-            .order_by(signoffs.c.signed_at))).mappings().all())
-
     async def get_allocation(self, principal: Principal, allocation_id: str) -> dict[str, Any]:
         async with self.runtime.session_factory() as s:
             a = (await s.execute(sa.select(reserve_allocations).where(reserve_allocations.c.id == allocation_id))
                  ).mappings().first()
             if a is None or not principal.covers(a["township_code"]):
                 raise NotFound(f"allocation {allocation_id} not found")
-            signs = await self._signoffs(s, allocation_id)
+            signs = await signing.signoffs_of(s, "allocation", allocation_id)
         given = [so.Signoff(r["role"], r["signer_sub"]) for r in signs]
         return {"allocation_id": a["id"], "township_code": a["township_code"], "county_code": a["county_code"],
                 "amount": yuan(a["amount_fen"]), "reference": a["reference"], "note": a["note"],
