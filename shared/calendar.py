@@ -202,16 +202,22 @@ class WorkingCalendar:
         due, _ = self._walk(start, n, strict=True)
         return due
 
-    def working_days_between(self, start: date | datetime, end: date | datetime) -> int:
-        """Working days in (start, end]; negative when ``end`` is before ``start``. Raises on a missing year."""
+    def working_days_between(self, start: date | datetime, end: date | datetime, *, strict: bool = True) -> int:
+        """Working days in (start, end]; negative when ``end`` is before ``start``. Raises on a missing
+        year unless ``strict=False``, which counts such a year Monday–Friday (logged once, like
+        provisional deadlines)."""
         a, b = to_shanghai_date(start), to_shanghai_date(end)
         if b < a:
-            return -self.working_days_between(b, a)
+            return -self.working_days_between(b, a, strict=strict)
         count = 0
         day = a
         while day < b:
             day += timedelta(days=1)
-            count += self.is_workday(day)
+            if strict or self.has_year(day.year):
+                count += self.is_workday(day)
+            else:
+                self._warn_once(day.year)
+                count += day.weekday() < 5
         return count
 
     def _walk(self, start: date | datetime, n: int, *, strict: bool) -> tuple[date, set[int]]:

@@ -167,3 +167,15 @@ def test_default_calendar_is_cached_and_ships_no_guessed_years():
     assert default_calendar() is default_calendar()
     assert DATA_DIR.is_dir() and (DATA_DIR / "README.md").exists()
     assert not default_calendar().has_year(2027)
+
+
+def test_working_days_between_can_count_a_missing_year_weekdays_only():
+    """For clocks shown to people: a year without data counts Mon–Fri instead of failing."""
+    from datetime import date
+
+    from shared.calendar import WorkingCalendar
+    cal = WorkingCalendar()
+    # 2026-12-31 (Thu) → 2027-01-08 (Fri): 2027-01-01..08 has 6 weekdays; 2027 has no data yet.
+    assert cal.working_days_between(date(2026, 12, 31), date(2027, 1, 8), strict=False) == 6
+    with pytest.raises(CalendarYearMissing):
+        cal.working_days_between(date(2026, 12, 31), date(2027, 1, 8))

@@ -10,26 +10,17 @@ On ``today`` a clock is:
 """
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
-from shared.calendar import CalendarYearMissing, WorkingCalendar
+from shared.calendar import WorkingCalendar
 
 P3_WORKING_DAYS = 5
 STATES = ("ok", "at_risk", "breached")
 
 
 def working_days_left(calendar: WorkingCalendar, today: date, pay_by: date) -> int:
-    """Working days in (today, pay_by]; counted Monday–Friday for a year without calendar data."""
-    try:
-        return calendar.working_days_between(today, pay_by)
-    except CalendarYearMissing:
-        if pay_by <= today:
-            return 0
-        n, d = 0, today
-        while d < pay_by:
-            d += timedelta(days=1)
-            n += d.weekday() < 5
-        return n
+    """Working days in (today, pay_by], at least 0; a year without calendar data counts Monday–Friday."""
+    return max(0, calendar.working_days_between(today, pay_by, strict=False))
 
 
 def classify(today: date, pay_by: date, days_left: int) -> str:
