@@ -216,12 +216,23 @@ def require_roles(*roles: str) -> Callable[..., Awaitable[Principal]]:
     allowed = frozenset(roles)
 
     async def dependency(principal: CurrentPrincipal) -> Principal:
-        if principal.role not in allowed:
-            raise Forbidden(f"role '{principal.role}' may not do this; allowed: {', '.join(roles)}")
-        return principal
+        return ensure_role(principal, roles, allowed)
 
     dependency.allowed_roles = allowed  # type: ignore[attr-defined]  (read by shared/openapi.py and tests)
     return dependency
+
+
+def ensure_role(principal: Principal, roles: tuple[str, ...], allowed: frozenset[str] | None = None) -> Principal:
+    """The caller when their role is one of ``roles``, else 403 (require_roles' check, also for
+    entrypoints that resolve the caller themselves)."""
+    if principal.role not in (allowed if allowed is not None else roles):
+        raise Forbidden(f"role '{principal.role}' may not do this; allowed: {', '.join(roles)}")
+    return principal
+
+
+async def authorize(request: Request, roles: tuple[str, ...], allowed: frozenset[str] | None = None) -> Principal:
+    """What ``Depends(require_roles(*roles))`` gives, without FastAPI's dependency resolution."""
+    return ensure_role(await current_principal(request), roles, allowed)
 
 
 def ensure_region(principal: Principal, region_code: str) -> None:

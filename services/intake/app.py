@@ -8,10 +8,12 @@ from typing import Any, Coroutine
 
 import httpx
 from fastapi import FastAPI
+from starlette.routing import Route
 
 from shared.calendar import default_calendar
 from shared.logging import get_logger
 from shared.messaging.bus import Bus
+from shared.openapi import api_routes, route_roles
 from shared.runtime import ServiceRuntime, create_service_app
 
 from services.intake import api, consumers
@@ -85,6 +87,16 @@ def _match_api_first(app: FastAPI) -> None:
         routes.insert(0, ours[0])
 
 
+def _serve_submissions_directly(app: FastAPI) -> None:
+    """POST /v1/applications by ``api.submit_application_direct``, ahead of the documented route
+    (which stays the contract: OpenAPI, the roles the authorization matrix reads)."""
+    documented = next(r for m, p, r in api_routes(app) if (m, p) == ("POST", "/v1/applications"))
+    if route_roles(documented) != api._FILER_SET:  # one list of roles for both, checked at start-up
+        raise RuntimeError("POST /v1/applications: the direct route's roles differ from the documented route's")
+    app.router.routes.insert(0, Route("/v1/applications", api.submit_application_direct, methods=["POST"],
+                                      include_in_schema=False))
+
+
 def create_app(settings: Settings | None = None, *, bus: Bus | None = None,
                hotline_transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     """``hotline_transport`` replaces the HTTP transport of the 12345 callback (tests)."""
@@ -92,7 +104,8 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None,
     runtime = IntakeRuntime(settings, service_dir=SERVICE_DIR, bus=bus)
     feedback = FeedbackSender(runtime, settings, transport=hotline_transport)
     if settings.database_url.startswith("postgresql") and settings.application_fast_path:
-        runtime.writer = PgApplicationWriter(settings.database_url, pool_size=settings.application_fast_path_pool_size)
+        runtime.writer = PgApplicationWriter(settings.database_url, pool_size=settings.application_fast_path_pool_size,
+                                            writers=settings.application_fast_path_writers)
     service = IntakeService(runtime, default_calendar(), feedback, runtime.writer)
     runtime.feedback = feedback
     runtime.scanner = DeadlineScanner(service)
@@ -105,6 +118,8 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None,
         # Applications can be filed by anyone with an applicant token: limited per client.
         routers=[api.router], public_routes={("POST", "/v1/applications")})
     _match_api_first(app)
+    if settings.application_direct_route:
+        _serve_submissions_directly(app)
     app.state.intake = service
     app.state.feedback = feedback
     app.state.deadlines = runtime.scanner

@@ -69,7 +69,12 @@ def new_id() -> str:
 def raw_body_hash(raw: bytes) -> str:
     """The request as sent, canonical up to key order and whitespace (Idempotency-Key: the
     same key with another body is a conflict)."""
-    return hashlib.sha256(orjson.dumps(orjson.loads(raw), option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return canonical_hash(orjson.loads(raw))
+
+
+def canonical_hash(parsed: Any) -> str:
+    """``raw_body_hash`` of a body already parsed."""
+    return hashlib.sha256(orjson.dumps(parsed, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def request_hash(body: ApplicationCreate) -> str:

@@ -24,6 +24,11 @@ class Settings(ServiceSettings):
     # PostgreSQL: write new applications with one statement on a small asyncpg pool (fastpath.py).
     application_fast_path: bool = True
     application_fast_path_pool_size: int = 20
+    # Group commit (fastpath.py): how many group statements may be in flight at once.
+    application_fast_path_writers: int = 4
+    # Serve POST /v1/applications without FastAPI's per-request machinery (api.py); off: the
+    # documented route serves it (tests compare the two).
+    application_direct_route: bool = True
     # Long-lived start-up objects (models, routes, schemas) are moved out of the collector's
     # sight once started, and young-generation collections run less often: fewer and shorter
     # pauses on the hot path. Process-wide; each service runs in its own process in production.
