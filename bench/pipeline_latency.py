@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -44,6 +46,49 @@ def pct(values: list[float], p: float) -> float:
 def summary(name: str, ms: list[float]) -> str:
     return (f"{name:<46} n={len(ms):>6}  p50 {pct(ms, 50):7.1f} ms  p95 {pct(ms, 95):7.1f} ms  "
             f"p99 {pct(ms, 99):7.1f} ms  max {max(ms) if ms else float('nan'):7.1f} ms")
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process so far (0 when it is gone)."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+class CpuMeter:
+    """CPU spent during the measured window by each service process, the broker, this load
+    generator (with the officer) and the PostgreSQL backends serving the four databases."""
+
+    def __init__(self, pids: dict[str, int], admin: asyncpg.Connection, dbs: list[str]) -> None:
+        self.pids, self.admin, self.dbs = pids, admin, dbs
+        self.start: dict[str, float] = {}
+        self.pg_start: dict[int, float] = {}
+
+    def _self(self) -> float:
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        return ru.ru_utime + ru.ru_stime
+
+    async def _pg(self) -> dict[int, float]:
+        rows = await self.admin.fetch("SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[])", self.dbs)
+        return {r["pid"]: cpu_seconds(r["pid"]) for r in rows}
+
+    async def begin(self) -> None:
+        self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.start["load generator + officer"] = self._self()
+        self.pg_start = await self._pg()
+
+    async def end(self) -> dict[str, float]:
+        out = {name: cpu_seconds(pid) - self.start[name] for name, pid in self.pids.items()}
+        out["load generator + officer"] = self._self() - self.start["load generator + officer"]
+        pg_now = await self._pg()
+        # a backend that was not there at the start counts whole (it did its work in the window)
+        out["postgresql (backends of the 4 dbs)"] = sum(v - self.pg_start.get(pid, 0.0) for pid, v in pg_now.items())
+        return out
 
 
 async def bus_hop_floor(bootstrap: str, rate: int, seconds: float) -> list[float]:
@@ -156,6 +201,11 @@ async def main(rate: int, duration: float) -> int:
     await pay.execute("SELECT 1")
     sent.clear()
     n = int(rate * duration)
+    pids = {s: cluster.procs[s].pid for s in SERVICES}
+    assert broker.proc is not None
+    pids["broker (Tansu)"] = broker.proc.pid
+    meter = CpuMeter(pids, admin, list(names.values()))
+    await meter.begin()
     start = time.monotonic()
     tasks = []
     for i in range(n):
@@ -168,6 +218,8 @@ async def main(rate: int, duration: float) -> int:
         if await pay.fetchval("SELECT count(*) FROM disbursements") >= len(sent) + 1:
             break
         await asyncio.sleep(0.5)
+    window_s = time.monotonic() - start
+    cpu = await meter.end()
     stop_officer.set()
     await officer_task
     disb = {r["application_id"]: r["created_at"].timestamp()  # (the warm-up one is not in ``sent``)
@@ -176,8 +228,10 @@ async def main(rate: int, duration: float) -> int:
     elig = await asyncpg.connect(f"{base}/{names['eligibility']}")
     cases = {r["application_id"]: (r["id"], r["opened_at"].timestamp(), r["proposal_at"].timestamp() if r["proposal_at"] else None)
              for r in await elig.fetch("SELECT id, application_id, opened_at, proposal_at FROM cases")}
+    decided = {r["case_id"]: r["decided_at"].timestamp()
+               for r in await elig.fetch("SELECT case_id, decided_at FROM decisions")}
     await elig.close()
-    total, platform, to_case = [], [], []
+    total, platform, to_case, to_proposal, confirm_wait, to_decision, decision_to_disb = [], [], [], [], [], [], []
     for app_id, t0 in sent.items():
         if app_id in disb:
             total.append((disb[app_id] - t0) * 1000)
@@ -185,12 +239,33 @@ async def main(rate: int, duration: float) -> int:
             wait = confirmed.get(cid, proposed or opened) - (proposed or opened)
             platform.append((disb[app_id] - t0 - max(0.0, wait)) * 1000)
         if app_id in cases:
-            to_case.append((cases[app_id][1] - t0) * 1000)
+            cid, opened, proposed = cases[app_id]
+            to_case.append((opened - t0) * 1000)
+            if proposed:
+                to_proposal.append((proposed - t0) * 1000)
+            if cid in confirmed and proposed:
+                confirm_wait.append((confirmed[cid] - proposed) * 1000)
+            if cid in confirmed and cid in decided:
+                to_decision.append((decided[cid] - confirmed[cid]) * 1000)
+            if cid in decided and app_id in disb:
+                decision_to_disb.append((disb[app_id] - decided[cid]) * 1000)
     if failed:
         print(f"POST failures: {len(failed)} ({sorted(set(failed))})")
     print(f"posted {len(sent)} of {n} applications in {post_s:.1f} s ({len(sent) / post_s:.0f}/s); "
           f"disbursements: {sum(a in disb for a in sent)}; lost: {sum(a not in disb for a in sent)}")
+    print(f"CPU over the {window_s:.1f} s window (posting + drain), per application posted "
+          f"({len(sent)}), on {os.cpu_count()} cores:")
+    for name, sec in cpu.items():
+        print(f"  {name:<36} {sec:7.1f} s  {sec / max(1, len(sent)) * 1000:6.2f} ms/application  "
+              f"{sec / window_s * 100:5.0f} % of a core")
+    total_cpu = sum(cpu.values())
+    print(f"  {'total':<36} {total_cpu:7.1f} s  {total_cpu / max(1, len(sent)) * 1000:6.2f} ms/application  "
+          f"{total_cpu / window_s * 100:5.0f} % of a core")
     print(summary("POST → case opened in eligibility (1 hop)", to_case))
+    print(summary("POST → decision proposed (verifier)", to_proposal))
+    print(summary("proposed → officer saw it (officer poll)", confirm_wait))
+    print(summary("officer saw it → decision committed", to_decision))
+    print(summary("decision committed → disbursement (2 hops)", decision_to_disb))
     print(summary("POST → disbursement exists (incl. officer)", total))
     print(summary("POST → disbursement, officer wait removed", platform))
     cluster.stop_all()

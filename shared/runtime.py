@@ -24,7 +24,7 @@ from shared.limits import BodySizeLimit, RateLimit
 from shared.openapi import install_problem_openapi
 from shared.logging import configure_logging, get_logger
 from shared.messaging.bus import Bus
-from shared.messaging.consumer import EventConsumer, EventHandler, count_dead_letters
+from shared.messaging.consumer import BatchEventHandler, EventConsumer, EventHandler, count_dead_letters
 from shared.messaging.inprocess import InProcessBus
 from shared.messaging.kafka import KafkaBus
 from shared.messaging.relay import OutboxRelay
@@ -76,10 +76,14 @@ class ServiceRuntime:
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory, source=self.name, on_commit=self.relay.wake)
 
-    def add_consumer(self, handlers: dict[str, EventHandler], *, group: str | None = None) -> EventConsumer:
+    def add_consumer(self, handlers: dict[str, EventHandler], *, group: str | None = None,
+                     batch_handlers: dict[str, BatchEventHandler] | None = None) -> EventConsumer:
+        """``batch_handlers``: for event types whose runs the service stores set-based (optional;
+        every consumer batches its transactions anyway unless CONSUMER_BATCH=false)."""
         consumer = EventConsumer(service=self.name, group=group or self.name, session_factory=self.session_factory,
                                  handlers=handlers, bus=self.bus, max_retries=self.settings.consumer_max_retries,
-                                 retry_backoff_s=self.settings.consumer_retry_backoff_s, on_commit=self.relay.wake)
+                                 retry_backoff_s=self.settings.consumer_retry_backoff_s, on_commit=self.relay.wake,
+                                 batch_handlers=batch_handlers, batch=self.settings.consumer_batch)
         self.consumers.append(consumer)
         return consumer
 

@@ -33,6 +33,8 @@ class ServiceSettings(BaseSettings):
     kafka_fetch_max_wait_ms: int = 5
     consumer_max_retries: int = 3
     consumer_retry_backoff_s: float = 0.2
+    # One transaction per fetched batch of a partition (inbox + effects + outbox), see consumer.py.
+    consumer_batch: bool = True
     outbox_poll_interval_s: float = 0.5
     outbox_batch_size: int = 200
     auth_jwt_secret: str = DEV_JWT_SECRET

@@ -11,7 +11,6 @@ Nothing is ever approved without every required source and an officer's decision
 """
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -81,27 +80,42 @@ class CaseService:
 
     # -- events ----------------------------------------------------------------------------------
     async def on_application_submitted(self, tx: UnitOfWork, env: Envelope, data: ApplicationSubmitted) -> None:
-        exists = await tx.session.scalar(sa.select(cases.c.id).where(cases.c.application_id == data.application_id))
-        if exists:
-            return  # the same application re-sent under a new event id: still one case
+        await self.on_applications_submitted(tx, [(env, data)])
+
+    async def on_applications_submitted(self, tx: UnitOfWork,
+                                        events: list[tuple[Envelope, ApplicationSubmitted]]) -> None:
+        """One case per application, for a run of events set-based: one look-up of the
+        applications that already have a case, one multi-row insert, one outbox row each."""
+        ids = {data.application_id for _, data in events}
+        existing = set((await tx.session.execute(
+            sa.select(cases.c.application_id).where(cases.c.application_id.in_(ids)))).scalars())
         now = utcnow()
-        case_id = str(uuid.uuid4())
-        await tx.session.execute(cases.insert().values(
-            id=case_id, application_id=data.application_id, channel=data.channel, program=data.program,
-            region_code=data.region_code, handling_region_code=data.handling_region_code, area=data.area,
-            applicant_person_id=data.applicant_person_id, household=data.household.model_dump(mode="json"),
-            hardship=data.hardship.model_dump(mode="json") if data.hardship else None, status="verifying",
-            received_at=data.received_at, opened_at=now, updated_at=now,
-            pending_sources=list(required_sources(data.program)), verification={}, next_check_at=now,
-            check_rounds=0))
-        tx.emit(CaseOpened(
-            case_id=case_id, application_id=data.application_id, channel=data.channel, program=data.program,
-            region_code=data.region_code, handling_region_code=data.handling_region_code,
-            applicant_person_id=data.applicant_person_id, household_size=len(data.household.members),
-            received_at=data.received_at, opened_at=now), subject=data.application_id)
+        rows: list[dict[str, Any]] = []
+        for env, data in events:
+            if data.application_id in existing:
+                continue  # the same application re-sent under a new event id: still one case
+            existing.add(data.application_id)
+            case_id = str(uuid.uuid4())
+            rows.append(dict(
+                id=case_id, application_id=data.application_id, channel=data.channel, program=data.program,
+                region_code=data.region_code, handling_region_code=data.handling_region_code, area=data.area,
+                applicant_person_id=data.applicant_person_id, household=data.household.model_dump(mode="json"),
+                hardship=data.hardship.model_dump(mode="json") if data.hardship else None, status="verifying",
+                received_at=data.received_at, opened_at=now, updated_at=now,
+                pending_sources=list(required_sources(data.program)), verification={}, next_check_at=now,
+                check_rounds=0))
+            tx.emit(CaseOpened(
+                case_id=case_id, application_id=data.application_id, channel=data.channel, program=data.program,
+                region_code=data.region_code, handling_region_code=data.handling_region_code,
+                applicant_person_id=data.applicant_person_id, household_size=len(data.household.members),
+                received_at=data.received_at, opened_at=now), subject=data.application_id,
+                correlation_id=env.correlation_id)
+        if not rows:
+            return
+        await tx.session.execute(cases.insert(), rows)
         # The partners are asked by the background worker, outside this transaction; nudge it
-        # shortly after the commit (its poll is the safety net).
-        asyncio.get_running_loop().call_later(0.05, self.wake)
+        # right after the commit (its poll is the safety net).
+        tx.after_commit(self.wake)
 
     # -- facts -------------------------------------------------------------------------------------
     async def facts_of(self, session: AsyncSession, case_id: str) -> list[Fact]:
