@@ -82,6 +82,12 @@ class CpuMeter:
         self.start["load generator + officer"] = self._self()
         self.pg_start = await self._pg()
 
+    async def idle_rates(self, seconds: float) -> dict[str, float]:
+        """CPU per second of each process while nothing is posted (pollers, timers)."""
+        await self.begin()
+        await asyncio.sleep(seconds)
+        return {k: v / seconds for k, v in (await self.end()).items()}
+
     async def end(self) -> dict[str, float]:
         out = {name: cpu_seconds(pid) - self.start[name] for name, pid in self.pids.items()}
         out["load generator + officer"] = self._self() - self.start["load generator + officer"]
@@ -145,149 +151,173 @@ async def main(rate: int, duration: float, profile: Path | None = None) -> int:
     cluster = Cluster(broker, {s: f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{db}"
                                for s, db in names.items()}, work, extra_env=extra)
     cluster.start_all()
-    print(f"machine: {open('/proc/cpuinfo').read().count('processor')} cores; services as processes over "
-          f"Tansu {broker.bootstrap} and PostgreSQL; rate {rate}/s for {duration:.0f} s", flush=True)
-    sent: dict[str, float] = {}
-    failed: list[str] = []
-    client = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200))
-    clerk = headers("township_clerk", COUNTY, "bench-clerk")
-    stop_officer = asyncio.Event()
-    confirmed: dict[str, float] = {}
-    officers = asyncio.Semaphore(8)
+    try:
+        print(f"machine: {open('/proc/cpuinfo').read().count('processor')} cores; services as processes over "
+              f"Tansu {broker.bootstrap} and PostgreSQL; rate {rate}/s for {duration:.0f} s", flush=True)
+        sent: dict[str, float] = {}
+        failed: list[str] = []
+        client = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200))
+        clerk = headers("township_clerk", COUNTY, "bench-clerk")
+        stop_officer = asyncio.Event()
+        confirmed: dict[str, float] = {}
+        officers = asyncio.Semaphore(8)
 
-    async def officer() -> None:
-        conn = await asyncpg.connect(f"{base}/{names['eligibility']}")
-        try:
-            while not stop_officer.is_set():
-                rows = await conn.fetch("SELECT id FROM cases WHERE status = 'proposed'")
-                todo = [r["id"] for r in rows if r["id"] not in confirmed]
-                for cid in todo:
-                    confirmed[cid] = time.time()
+        async def officer() -> None:
+            conn = await asyncpg.connect(f"{base}/{names['eligibility']}")
+            try:
+                while not stop_officer.is_set():
+                    rows = await conn.fetch("SELECT id FROM cases WHERE status = 'proposed'")
+                    todo = [r["id"] for r in rows if r["id"] not in confirmed]
+                    for cid in todo:
+                        confirmed[cid] = time.time()
 
-                async def confirm(cid: str) -> None:
-                    async with officers:  # a few officers at once, like a township office
-                        await client.post(f"{cluster.url('eligibility')}/v1/cases/{cid}/decision",
-                                          json={"action": "confirm"}, headers=clerk)
-                await asyncio.gather(*(confirm(c) for c in todo))
-                await asyncio.sleep(0.01)
-        finally:
-            await conn.close()
+                    async def confirm(cid: str) -> None:
+                        async with officers:  # a few officers at once, like a township office
+                            try:
+                                r = await client.post(f"{cluster.url('eligibility')}/v1/cases/{cid}/decision",
+                                                      json={"action": "confirm"}, headers=clerk)
+                            except httpx.HTTPError as exc:
+                                failed.append(f"decision {type(exc).__name__}")
+                                confirmed.pop(cid, None)  # try again next round
+                                return
+                            if r.status_code >= 300:
+                                failed.append(f"decision {r.status_code}")
+                                if r.status_code >= 500:
+                                    confirmed.pop(cid, None)
+                    await asyncio.gather(*(confirm(c) for c in todo))
+                    await asyncio.sleep(0.01)
+            finally:
+                await conn.close()
 
-    async def post(i: int) -> None:
-        birth = date(1940, 1, 1) + timedelta(days=i)
-        body = {"channel": "window", "program": "linshi", "region_code": TOWNSHIP, "area": "urban",
-                "household": {"members": [{"person_id": make_id(birth, i % 1000), "relation": "applicant",
-                                           "birth_date": birth.isoformat(), "monthly_income": "0.00",
-                                           "labor_capacity": "none"}]},
-                "hardship": {"kind": "emergency", "months": 1}, "documents": ["id_card", "hardship_statement"]}
-        t0 = time.time()
-        try:
-            r = await client.post(f"{cluster.url('intake')}/v1/applications", json=body,
-                                  headers={**clerk, "Idempotency-Key": f"bench-{i}"})
-        except httpx.HTTPError as exc:
-            failed.append(f"{type(exc).__name__}")
-            return
-        if r.status_code == 201:
-            sent[r.json()["application_id"]] = t0
-        else:
-            failed.append(str(r.status_code))
+        async def post(i: int) -> None:
+            birth = date(1940, 1, 1) + timedelta(days=i)
+            body = {"channel": "window", "program": "linshi", "region_code": TOWNSHIP, "area": "urban",
+                    "household": {"members": [{"person_id": make_id(birth, i % 1000), "relation": "applicant",
+                                               "birth_date": birth.isoformat(), "monthly_income": "0.00",
+                                               "labor_capacity": "none"}]},
+                    "hardship": {"kind": "emergency", "months": 1}, "documents": ["id_card", "hardship_statement"]}
+            t0 = time.time()
+            try:
+                r = await client.post(f"{cluster.url('intake')}/v1/applications", json=body,
+                                      headers={**clerk, "Idempotency-Key": f"bench-{i}"})
+            except httpx.HTTPError as exc:
+                failed.append(f"{type(exc).__name__}")
+                return
+            if r.status_code == 201:
+                sent[r.json()["application_id"]] = t0
+            else:
+                failed.append(str(r.status_code))
 
-    officer_task = asyncio.create_task(officer())
-    # Warm-up: every consumer group has joined (≈5 s on the test broker) before measuring.
-    await post(20_000)
-    pay = await asyncpg.connect(f"{base}/{names['payments']}")
-    while not await pay.fetchval("SELECT count(*) FROM disbursements"):
-        await asyncio.sleep(0.2)
-    await pay.execute("SELECT 1")
-    sent.clear()
-    n = int(rate * duration)
-    pids = {s: cluster.procs[s].pid for s in SERVICES}
-    assert broker.proc is not None
-    pids["broker (Tansu)"] = broker.proc.pid
-    meter = CpuMeter(pids, admin, list(names.values()))
-    await meter.begin()
-    spies = []
-    if profile is not None:  # py-spy (pip install py-spy) samples each service during the posting window
-        import subprocess
-        profile.mkdir(parents=True, exist_ok=True)
-        for svc in SERVICES:
-            spies.append(subprocess.Popen(
-                [str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "--format", "raw",
-                 "-r", "50", "-d", str(int(duration)), "-o", str(profile / f"{svc}.txt"), "--pid",
-                 str(cluster.procs[svc].pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    start = time.monotonic()
-    tasks = []
-    for i in range(n):
-        await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
-        tasks.append(asyncio.create_task(post(i)))
-    await asyncio.gather(*tasks)
-    post_s = time.monotonic() - start
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if await pay.fetchval("SELECT count(*) FROM disbursements") >= len(sent) + 1:
-            break
-        await asyncio.sleep(0.5)
-    for spy in spies:
-        spy.wait()
-    window_s = time.monotonic() - start
-    cpu = await meter.end()
-    stop_officer.set()
-    await officer_task
-    disb = {r["application_id"]: r["created_at"].timestamp()  # (the warm-up one is not in ``sent``)
-            for r in await pay.fetch("SELECT application_id, created_at FROM disbursements")}
-    await pay.close()
-    elig = await asyncpg.connect(f"{base}/{names['eligibility']}")
-    cases = {r["application_id"]: (r["id"], r["opened_at"].timestamp(), r["proposal_at"].timestamp() if r["proposal_at"] else None)
-             for r in await elig.fetch("SELECT id, application_id, opened_at, proposal_at FROM cases")}
-    decided = {r["case_id"]: r["decided_at"].timestamp()
-               for r in await elig.fetch("SELECT case_id, decided_at FROM decisions")}
-    await elig.close()
-    total, platform, to_case, to_proposal, confirm_wait, to_decision, decision_to_disb = [], [], [], [], [], [], []
-    for app_id, t0 in sent.items():
-        if app_id in disb:
-            total.append((disb[app_id] - t0) * 1000)
-            cid, opened, proposed = cases[app_id]
-            wait = confirmed.get(cid, proposed or opened) - (proposed or opened)
-            platform.append((disb[app_id] - t0 - max(0.0, wait)) * 1000)
-        if app_id in cases:
-            cid, opened, proposed = cases[app_id]
-            to_case.append((opened - t0) * 1000)
-            if proposed:
-                to_proposal.append((proposed - t0) * 1000)
-            if cid in confirmed and proposed:
-                confirm_wait.append((confirmed[cid] - proposed) * 1000)
-            if cid in confirmed and cid in decided:
-                to_decision.append((decided[cid] - confirmed[cid]) * 1000)
-            if cid in decided and app_id in disb:
-                decision_to_disb.append((disb[app_id] - decided[cid]) * 1000)
-    if failed:
-        print(f"POST failures: {len(failed)} ({sorted(set(failed))})")
-    print(f"posted {len(sent)} of {n} applications in {post_s:.1f} s ({len(sent) / post_s:.0f}/s); "
-          f"disbursements: {sum(a in disb for a in sent)}; lost: {sum(a not in disb for a in sent)}")
-    print(f"CPU over the {window_s:.1f} s window (posting + drain), per application posted "
-          f"({len(sent)}), on {os.cpu_count()} cores:")
-    for name, sec in cpu.items():
-        print(f"  {name:<36} {sec:7.1f} s  {sec / max(1, len(sent)) * 1000:6.2f} ms/application  "
-              f"{sec / window_s * 100:5.0f} % of a core")
-    total_cpu = sum(cpu.values())
-    print(f"  {'total':<36} {total_cpu:7.1f} s  {total_cpu / max(1, len(sent)) * 1000:6.2f} ms/application  "
-          f"{total_cpu / window_s * 100:5.0f} % of a core")
-    print(summary("POST → case opened in eligibility (1 hop)", to_case))
-    print(summary("POST → decision proposed (verifier)", to_proposal))
-    print(summary("proposed → officer saw it (officer poll)", confirm_wait))
-    print(summary("officer saw it → decision committed", to_decision))
-    print(summary("decision committed → disbursement (2 hops)", decision_to_disb))
-    print(summary("POST → disbursement exists (incl. officer)", total))
-    print(summary("POST → disbursement, officer wait removed", platform))
-    cluster.stop_all()
-    hop = await bus_hop_floor(broker.bootstrap, rate, min(duration, 20))
-    print(summary("floor: one bus hop produce→consume→commit", hop))
-    broker.stop()
-    for db in names.values():
-        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-    await admin.close()
-    await client.aclose()
-    return 0 if all(a in disb for a in sent) else 1
+        officer_task = asyncio.create_task(officer())
+        # Warm-up: every consumer group has joined (≈5 s on the test broker) before measuring.
+        await post(20_000)
+        pay = await asyncpg.connect(f"{base}/{names['payments']}")
+        while not await pay.fetchval("SELECT count(*) FROM disbursements"):
+            await asyncio.sleep(0.2)
+        await pay.execute("SELECT 1")
+        sent.clear()
+        n = int(rate * duration)
+        pids = {s: cluster.procs[s].pid for s in SERVICES}
+        assert broker.proc is not None
+        pids["broker (Tansu)"] = broker.proc.pid
+        meter = CpuMeter(pids, admin, list(names.values()))
+        idle = await meter.idle_rates(5.0)
+        await meter.begin()
+        spies = []
+        if profile is not None:  # py-spy (pip install py-spy) samples each service during the posting window
+            import subprocess
+            profile.mkdir(parents=True, exist_ok=True)
+            for svc in SERVICES:
+                spies.append(subprocess.Popen(
+                    [str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "--format", "raw",
+                     "-r", "50", "-d", str(int(duration)), "-o", str(profile / f"{svc}.txt"), "--pid",
+                     str(cluster.procs[svc].pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        start = time.monotonic()
+        tasks = []
+        for i in range(n):
+            await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+            tasks.append(asyncio.create_task(post(i)))
+        posting = await meter.end()  # CPU while the applications arrive (the queue forms here or nowhere)
+        posting_s = time.monotonic() - start
+        await asyncio.gather(*tasks)
+        post_s = time.monotonic() - start
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if await pay.fetchval("SELECT count(*) FROM disbursements") >= len(sent) + 1:
+                break
+            await asyncio.sleep(0.5)
+        for spy in spies:
+            spy.wait()
+        window_s = time.monotonic() - start
+        cpu = await meter.end()
+        stop_officer.set()
+        await officer_task
+        disb = {r["application_id"]: r["created_at"].timestamp()  # (the warm-up one is not in ``sent``)
+                for r in await pay.fetch("SELECT application_id, created_at FROM disbursements")}
+        await pay.close()
+        elig = await asyncpg.connect(f"{base}/{names['eligibility']}")
+        cases = {r["application_id"]: (r["id"], r["opened_at"].timestamp(), r["proposal_at"].timestamp() if r["proposal_at"] else None)
+                 for r in await elig.fetch("SELECT id, application_id, opened_at, proposal_at FROM cases")}
+        decided = {r["case_id"]: r["decided_at"].timestamp()
+                   for r in await elig.fetch("SELECT case_id, decided_at FROM decisions")}
+        await elig.close()
+        total, platform, to_case, to_proposal, confirm_wait, to_decision, decision_to_disb = [], [], [], [], [], [], []
+        for app_id, t0 in sent.items():
+            if app_id in disb:
+                total.append((disb[app_id] - t0) * 1000)
+                cid, opened, proposed = cases[app_id]
+                wait = confirmed.get(cid, proposed or opened) - (proposed or opened)
+                platform.append((disb[app_id] - t0 - max(0.0, wait)) * 1000)
+            if app_id in cases:
+                cid, opened, proposed = cases[app_id]
+                to_case.append((opened - t0) * 1000)
+                if proposed:
+                    to_proposal.append((proposed - t0) * 1000)
+                if cid in confirmed and proposed:
+                    confirm_wait.append((confirmed[cid] - proposed) * 1000)
+                if cid in confirmed and cid in decided:
+                    to_decision.append((decided[cid] - confirmed[cid]) * 1000)
+                if cid in decided and app_id in disb:
+                    decision_to_disb.append((disb[app_id] - decided[cid]) * 1000)
+        if failed:
+            print(f"POST failures: {len(failed)} ({sorted(set(failed))})")
+        print(f"posted {len(sent)} of {n} applications in {post_s:.1f} s ({len(sent) / post_s:.0f}/s); "
+              f"disbursements: {sum(a in disb for a in sent)}; lost: {sum(a not in disb for a in sent)}")
+        print(f"CPU over the {window_s:.1f} s window (posting + drain), per application posted "
+              f"({len(sent)}), on {os.cpu_count()} cores:")
+        for name, sec in cpu.items():
+            print(f"  {name:<36} {sec:7.1f} s  {sec / max(1, len(sent)) * 1000:6.2f} ms/application  "
+                  f"{sec / window_s * 100:5.0f} % of a core")
+        print(f"CPU while posting ({posting_s:.1f} s) and while idle before (5 s), in % of one core; "
+              f"per application = (posting - idle) / rate:")
+        for name, sec in posting.items():
+            busy = sec / posting_s
+            print(f"  {name:<36} posting {busy * 100:5.0f} %  idle {idle[name] * 100:5.0f} %  "
+                  f"{max(0.0, busy - idle[name]) / rate * 1000:6.2f} ms/application")
+        busy_total = sum(posting.values()) / posting_s
+        idle_total = sum(idle.values())
+        print(f"  {'total':<36} posting {busy_total * 100:5.0f} %  idle {idle_total * 100:5.0f} %  "
+              f"{max(0.0, busy_total - idle_total) / rate * 1000:6.2f} ms/application")
+        total_cpu = sum(cpu.values())
+        print(f"  {'total':<36} {total_cpu:7.1f} s  {total_cpu / max(1, len(sent)) * 1000:6.2f} ms/application  "
+              f"{total_cpu / window_s * 100:5.0f} % of a core")
+        print(summary("POST → case opened in eligibility (1 hop)", to_case))
+        print(summary("POST → decision proposed (verifier)", to_proposal))
+        print(summary("proposed → officer saw it (officer poll)", confirm_wait))
+        print(summary("officer saw it → decision committed", to_decision))
+        print(summary("decision committed → disbursement (2 hops)", decision_to_disb))
+        print(summary("POST → disbursement exists (incl. officer)", total))
+        print(summary("POST → disbursement, officer wait removed", platform))
+        cluster.stop_all()
+        hop = await bus_hop_floor(broker.bootstrap, rate, min(duration, 20))
+        print(summary("floor: one bus hop produce→consume→commit", hop))
+        return 0 if all(a in disb for a in sent) else 1
+    finally:
+        cluster.stop_all()
+        broker.stop()
+        for db in names.values():
+            await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        await admin.close()
 
 
 if __name__ == "__main__":

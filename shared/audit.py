@@ -71,7 +71,10 @@ pending_listeners: list[Callable[[], None]] = []
 def _after_commit(sync_session: Any) -> None:
     if sync_session.info.pop("audit_pending", False):
         for listener in list(pending_listeners):
-            listener()
+            try:
+                listener()
+            except Exception:  # a wake-up is an optimisation; the sealer also polls
+                pass
 
 
 def _after_rollback(sync_session: Any) -> None:

@@ -85,7 +85,9 @@ class CaseService:
     async def on_applications_submitted(self, tx: UnitOfWork,
                                         events: list[tuple[Envelope, ApplicationSubmitted]]) -> None:
         """One case per application, for a run of events set-based: one look-up of the
-        applications that already have a case, one multi-row insert, one outbox row each."""
+        applications that already have a case, one multi-row insert, one outbox row each.
+        A programme that needs no partner source (临时救助, L3) gets its proposal here, in the
+        same transaction: the verifier would have nothing to ask, only a hop to wait for."""
         ids = {data.application_id for _, data in events}
         existing = set((await tx.session.execute(
             sa.select(cases.c.application_id).where(cases.c.application_id.in_(ids)))).scalars())
@@ -104,6 +106,9 @@ class CaseService:
                 received_at=data.received_at, opened_at=now, updated_at=now,
                 pending_sources=list(required_sources(data.program)), verification={}, next_check_at=now,
                 check_rounds=0))
+            if not required_sources(data.program):
+                rows[-1].update(next_check_at=None)
+                rows[-1].update(await self.proposal_values(rows[-1], [], now, session=tx.session))
             tx.emit(CaseOpened(
                 case_id=case_id, application_id=data.application_id, channel=data.channel, program=data.program,
                 region_code=data.region_code, handling_region_code=data.handling_region_code,
@@ -112,10 +117,12 @@ class CaseService:
                 correlation_id=env.correlation_id)
         if not rows:
             return
-        await tx.session.execute(cases.insert(), rows)
-        # The partners are asked by the background worker, outside this transaction; nudge it
-        # right after the commit (its poll is the safety net).
-        tx.after_commit(self.wake)
+        for same in _by_columns(rows):
+            await tx.session.execute(cases.insert(), same)
+        if any(r["status"] == "verifying" for r in rows):
+            # The partners are asked by the background worker, outside this transaction; nudge
+            # it right after the commit (its poll is the safety net).
+            tx.after_commit(self.wake)
 
     # -- facts -------------------------------------------------------------------------------------
     async def facts_of(self, session: AsyncSession, case_id: str) -> list[Fact]:
@@ -227,18 +234,19 @@ class CaseService:
             values["status"] = "awaiting_verification"
             return "awaiting_verification"
         values["next_check_at"] = None
-        values.update(await self.proposal_values(row, facts, now))
+        values.update(await self.proposal_values(row, facts, now, session=tx.session))
         return values["status"]
 
     # -- the proposal ------------------------------------------------------------------------------
-    async def proposal_values(self, row: Mapping[str, Any], facts: list[Fact], now: datetime) -> dict[str, Any]:
+    async def proposal_values(self, row: Mapping[str, Any], facts: list[Fact], now: datetime, *,
+                              session: AsyncSession | None = None) -> dict[str, Any]:
         """The engine's proposed decision with its full trace (the case's inputs after the means
         test, the policy in force today for the case's region)."""
         program = row["program"]
         mt = apply_facts(row["household"], facts)
         as_of = today()
         region = policy_region(row)
-        res, policy, snap = await self.policies.resolved(region, as_of)
+        res, policy, snap = await self.policies.resolved(region, as_of, session=session)
         base: dict[str, Any] = {"proposal_as_of": as_of, "proposal_at": now}
         if policy is None:
             return {**base, "status": "awaiting_policy", "proposal": None, "proposal_inputs": None,
@@ -279,7 +287,7 @@ class CaseService:
             if row is None or row["status"] not in ("proposed", "awaiting_policy"):
                 return False
             facts = await self.facts_of(tx.session, case_id)
-            values = await self.proposal_values(row, facts, now)
+            values = await self.proposal_values(row, facts, now, session=tx.session)
             changed = (values.get("proposal") != row["proposal"] or values["status"] != row["status"]
                        or values.get("proposal_policy_version") != row["proposal_policy_version"])
             values["updated_at"] = now
@@ -342,6 +350,15 @@ class CaseService:
                 "policy_version": benefit["policy_version"], "decision_id": benefit["decision_id"],
                 "overridden": benefit["overridden"], "review_needed": benefit["review_needed"]},
         }
+
+
+def _by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Rows grouped by the columns they name (an executemany insert names the same ones in every
+    row; padding with None would store JSON null where the column should stay NULL)."""
+    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(frozenset(r), []).append(r)
+    return list(groups.values())
 
 
 def _yuan(f: int | None) -> str | None:

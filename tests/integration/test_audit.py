@@ -88,7 +88,8 @@ async def test_contended_append_waits_for_the_sealer_not_for_the_lock(database_u
     await audit.record(holder, actor="slow", actor_role="township_clerk", action="a.slow", entity_type="case",
                        entity_id="c-slow", detail={})  # holds the chain's tail until it commits
     woken: list[int] = []
-    audit.pending_listeners.append(lambda: woken.append(1))
+    listener = lambda: woken.append(1)  # noqa: E731
+    audit.pending_listeners.append(listener)
     try:
         async with factory() as s, s.begin():
             seq = await asyncio.wait_for(audit.record(s, actor="fast", actor_role="township_clerk", action="a.fast",
@@ -114,7 +115,7 @@ async def test_contended_append_waits_for_the_sealer_not_for_the_lock(database_u
         assert report.ok and report.checked == 8 and report.pending == 0
         assert actions[5:] == ["a.slow", "a.fast", "a.fast2"]
     finally:
-        audit.pending_listeners.clear()
+        audit.pending_listeners.remove(listener)
     await engine.dispose()
 
 
