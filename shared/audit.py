@@ -1,6 +1,15 @@
 """Tamper-evident audit trail (专项治理, POLICY §7): every state change appends an entry whose hash
 covers the previous entry's hash, so an edited or deleted row breaks the chain where it happened.
 
+One chain has one tail, so linking an entry means holding the tail until the transaction
+commits. On PostgreSQL a use case does not wait for it: when another transaction holds the tail
+the entry is written to ``audit_pending`` in the use case's own transaction (it commits or rolls
+back with the state change) and the sealer (``seal``, a background loop of every service, woken
+after such a commit) links pending entries into the chain in order of their ids a few
+milliseconds later. Uncontended appends (and every append on SQLite, which has one writer
+anyway) are linked at once, as before. Verification covers the linked chain and counts what is
+still pending; ``GET /v1/audit/verify`` seals first, so it covers every committed entry.
+
     python -m shared.audit verify --database-url postgresql+asyncpg://…/payments
 """
 from __future__ import annotations
@@ -11,7 +20,7 @@ import hashlib
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 import sqlalchemy as sa
@@ -40,6 +49,45 @@ audit_log = sa.Table(
 )
 sa.Index("ix_audit_entity", audit_log.c.entity_type, audit_log.c.entity_id)
 
+# Entries committed with their state change but not linked into the chain yet (see above).
+audit_pending = sa.Table(
+    "audit_pending", metadata,
+    sa.Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.String(120), nullable=False),
+    sa.Column("actor_role", sa.String(40), nullable=False),
+    sa.Column("action", sa.String(80), nullable=False),
+    sa.Column("entity_type", sa.String(40), nullable=False),
+    sa.Column("entity_id", sa.String(80), nullable=False),
+    sa.Column("region_code", sa.String(12), nullable=True),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+
+# Called (no arguments) after a transaction that left entries pending has committed: the
+# services' sealers register their wake-up here.
+pending_listeners: list[Callable[[], None]] = []
+
+
+def _after_commit(sync_session: Any) -> None:
+    if sync_session.info.pop("audit_pending", False):
+        for listener in list(pending_listeners):
+            try:
+                listener()
+            except Exception:  # a wake-up is an optimisation; the sealer also polls
+                pass
+
+
+def _after_rollback(sync_session: Any) -> None:
+    sync_session.info.pop("audit_pending", None)
+
+
+def _leave_pending(session: AsyncSession) -> None:
+    sync = session.sync_session
+    if not sa.event.contains(sync, "after_commit", _after_commit):
+        sa.event.listen(sync, "after_commit", _after_commit)
+        sa.event.listen(sync, "after_rollback", _after_rollback)
+    sync.info["audit_pending"] = True
+
 
 def canonical(detail: dict[str, Any]) -> str:
     return orjson.dumps(detail, option=orjson.OPT_SORT_KEYS, default=str).decode()
@@ -57,13 +105,8 @@ async def record(session: AsyncSession, *, actor: str, actor_role: str, action: 
                  entity_id: str, detail: dict[str, Any] | None = None, at: datetime | None = None,
                  region_code: str | None = None, actor_region: str | None = None) -> int:
     """Append one entry inside the caller's transaction (the state change and its audit entry
-    commit together). Returns its sequence number."""
-    if session.bind.dialect.name == "postgresql":
-        await session.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_AUDIT_LOCK)))
-    last = (await session.execute(sa.select(audit_log.c.seq, audit_log.c.hash)
-                                  .order_by(audit_log.c.seq.desc()).limit(1))).first()
-    seq = (last.seq + 1) if last else 1
-    prev = last.hash if last else GENESIS
+    commit together). Returns its sequence number in the chain, or 0 when the entry was left
+    for the sealer to link (another transaction held the chain's tail)."""
     at = at or datetime.now(timezone.utc)
     if region_code is None and detail:
         # Most use cases already name the region in the detail; use the most specific one given.
@@ -74,13 +117,72 @@ async def record(session: AsyncSession, *, actor: str, actor_role: str, action: 
                 break
     # Otherwise the actor's own region: they could only act inside it.
     region_code = region_code or actor_region
-    text = canonical(detail or {})
-    digest = entry_hash(prev, seq=seq, at=at, actor=actor, actor_role=actor_role, action=action,
-                        entity_type=entity_type, entity_id=str(entity_id), detail=text, region_code=region_code)
-    await session.execute(audit_log.insert().values(
-        seq=seq, at=at, actor=actor, actor_role=actor_role, action=action, entity_type=entity_type,
-        entity_id=str(entity_id), region_code=region_code, detail=text, prev_hash=prev, hash=digest))
-    return seq
+    entry = {"at": at, "actor": actor, "actor_role": actor_role, "action": action, "entity_type": entity_type,
+             "entity_id": str(entity_id), "region_code": region_code, "detail": canonical(detail or {})}
+    if session.bind.dialect.name == "postgresql":
+        # Once this transaction left an entry pending, its later ones follow it (their order stays).
+        got = not session.info.get("audit_pending") and await session.scalar(
+            sa.select(sa.func.pg_try_advisory_xact_lock(_PG_AUDIT_LOCK)))
+        if not got:
+            # Waiting here would hold this transaction's row locks and its pooled connection
+            # until every earlier appender commits: leave the entry to the sealer instead.
+            await session.execute(audit_pending.insert().values(**entry))
+            _leave_pending(session)
+            return 0
+    return (await _link(session, [entry]))[0]
+
+
+async def _link(session: AsyncSession, entries: list[dict[str, Any]]) -> list[int]:
+    """Append ``entries`` at the chain's tail, in order (the caller holds the tail)."""
+    if session.bind.dialect.name == "sqlite":
+        # The write lock before reading the tail: two writers never read the same tail.
+        await session.execute(sa.update(audit_log).where(sa.false()).values(seq=audit_log.c.seq))
+    last = (await session.execute(sa.select(audit_log.c.seq, audit_log.c.hash)
+                                  .order_by(audit_log.c.seq.desc()).limit(1))).first()
+    seq, prev = (last.seq, last.hash) if last else (0, GENESIS)
+    rows = []
+    for e in entries:
+        seq += 1
+        digest = entry_hash(prev, seq=seq, at=e["at"], actor=e["actor"], actor_role=e["actor_role"],
+                            action=e["action"], entity_type=e["entity_type"], entity_id=e["entity_id"],
+                            detail=e["detail"], region_code=e["region_code"])
+        rows.append({**e, "seq": seq, "prev_hash": prev, "hash": digest})
+        prev = digest
+    await session.execute(audit_log.insert(), rows)
+    return [r["seq"] for r in rows]
+
+
+async def seal(session: AsyncSession, limit: int = 1000) -> int:
+    """Link up to ``limit`` pending entries into the chain (oldest first) and remove them from
+    ``audit_pending``, in one transaction of ``session``. Returns how many were linked."""
+    if session.bind.dialect.name == "postgresql":
+        # Blocks only for the transaction holding the tail now; appenders meanwhile go pending.
+        await session.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_AUDIT_LOCK)))
+    else:
+        # SQLite's write lock before reading what is pending: two sealers never link the same rows.
+        await session.execute(sa.update(audit_log).where(sa.false()).values(seq=audit_log.c.seq))
+    rows = (await session.execute(sa.select(audit_pending).order_by(audit_pending.c.id).limit(limit))
+            ).mappings().all()
+    if not rows:
+        return 0
+    await _link(session, [{k: r[k] for k in ("at", "actor", "actor_role", "action", "entity_type", "entity_id",
+                                             "region_code", "detail")} for r in rows])
+    await session.execute(sa.delete(audit_pending).where(audit_pending.c.id.in_([r["id"] for r in rows])))
+    return len(rows)
+
+
+async def seal_all(session_factory: Callable[[], AsyncSession]) -> int:
+    """Seal until nothing is pending (one transaction per round)."""
+    total = 0
+    while True:
+        async with session_factory() as s:  # the usual case, nothing pending: one indexed read
+            if await s.scalar(sa.select(audit_pending.c.id).limit(1)) is None:
+                return total
+        async with session_factory() as s, s.begin():
+            n = await seal(s)
+        total += n
+        if not n:
+            return total
 
 
 @dataclass(frozen=True)
@@ -89,20 +191,22 @@ class ChainReport:
     checked: int
     first_broken_seq: int | None = None
     reason: str | None = None
+    pending: int = 0  # committed entries not linked into the chain yet (see the module docstring)
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "checked": self.checked, "first_broken_seq": self.first_broken_seq,
-                "reason": self.reason}
+                "reason": self.reason, "pending": self.pending}
 
 
 async def verify(session: AsyncSession, batch: int = 5000) -> ChainReport:
     """Walks the chain in order and names the first entry that was edited, deleted or inserted."""
     prev_hash, expected_seq, checked, after = GENESIS, 1, 0, 0
+    pending = int(await session.scalar(sa.select(sa.func.count()).select_from(audit_pending)) or 0)
     while True:
         rows = (await session.execute(sa.select(audit_log).where(audit_log.c.seq > after)
                                       .order_by(audit_log.c.seq).limit(batch))).mappings().all()
         if not rows:
-            return ChainReport(True, checked)
+            return ChainReport(True, checked, pending=pending)
         for r in rows:
             if r["seq"] != expected_seq:
                 return ChainReport(False, checked, expected_seq, f"entry {expected_seq} is missing (deleted)")
@@ -129,6 +233,18 @@ async def entries(session: AsyncSession, *, within_region: str, entity_type: str
     if entity_id:
         q = q.where(audit_log.c.entity_id == entity_id)
     return [dict(r) | {"detail": orjson.loads(r["detail"])} for r in (await session.execute(q)).mappings().all()]
+
+
+def add_pending_table(op: Any) -> None:
+    """For service migrations: databases created before entries could wait for the sealer (a
+    database created later got the table from the kernel's metadata in its first revision)."""
+    bind = op.get_bind()
+    if not sa.inspect(bind).has_table("audit_pending"):
+        audit_pending.create(bind=bind)
+
+
+def drop_pending_table(op: Any) -> None:
+    audit_pending.drop(bind=op.get_bind(), checkfirst=True)
 
 
 def add_region_column(op: Any) -> None:

@@ -57,6 +57,26 @@ async def insert_ignore(session: AsyncSession, table: sa.Table, values: dict[str
     return bool(result.rowcount)
 
 
+async def insert_ignore_many(session: AsyncSession, table: sa.Table, rows: list[dict[str, Any]],
+                             returning: sa.Column[Any]) -> set[Any]:
+    """One multi-row INSERT … ON CONFLICT DO NOTHING; the ``returning`` values of the rows that
+    were inserted (a row whose key exists, or is being inserted by a concurrent transaction that
+    then commits, is skipped). Rows go in chunks that keep under both drivers' parameter limits."""
+    if not rows:
+        return set()
+    dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+    inserted: set[Any] = set()
+    per_chunk = max(1, 30000 // max(1, len(rows[0])) // 2)
+    for i in range(0, len(rows), per_chunk):
+        stmt = dialect_insert(table).values(rows[i:i + per_chunk]).on_conflict_do_nothing().returning(returning)
+        inserted.update((await session.execute(stmt)).scalars())
+    return inserted
+
+
 async def ping(engine: AsyncEngine) -> bool:
     try:
         async with engine.connect() as conn:

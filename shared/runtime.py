@@ -24,7 +24,7 @@ from shared.limits import BodySizeLimit, RateLimit
 from shared.openapi import install_problem_openapi
 from shared.logging import configure_logging, get_logger
 from shared.messaging.bus import Bus
-from shared.messaging.consumer import EventConsumer, EventHandler, count_dead_letters
+from shared.messaging.consumer import BatchEventHandler, EventConsumer, EventHandler, count_dead_letters
 from shared.messaging.inprocess import InProcessBus
 from shared.messaging.kafka import KafkaBus
 from shared.messaging.relay import OutboxRelay
@@ -65,6 +65,7 @@ class ServiceRuntime:
         # Long-running loops (scans, senders) started after the bus and cancelled at stop.
         self.background: list[Callable[[], Awaitable[None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._sealer_wake = asyncio.Event()
         self.started = False
 
     def spawn(self, coro: Awaitable[None], name: str) -> "asyncio.Task[None]":
@@ -76,10 +77,14 @@ class ServiceRuntime:
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory, source=self.name, on_commit=self.relay.wake)
 
-    def add_consumer(self, handlers: dict[str, EventHandler], *, group: str | None = None) -> EventConsumer:
+    def add_consumer(self, handlers: dict[str, EventHandler], *, group: str | None = None,
+                     batch_handlers: dict[str, BatchEventHandler] | None = None) -> EventConsumer:
+        """``batch_handlers``: for event types whose runs the service stores set-based (optional;
+        every consumer batches its transactions anyway unless CONSUMER_BATCH=false)."""
         consumer = EventConsumer(service=self.name, group=group or self.name, session_factory=self.session_factory,
                                  handlers=handlers, bus=self.bus, max_retries=self.settings.consumer_max_retries,
-                                 retry_backoff_s=self.settings.consumer_retry_backoff_s, on_commit=self.relay.wake)
+                                 retry_backoff_s=self.settings.consumer_retry_backoff_s, on_commit=self.relay.wake,
+                                 batch_handlers=batch_handlers, batch=self.settings.consumer_batch)
         self.consumers.append(consumer)
         return consumer
 
@@ -92,9 +97,25 @@ class ServiceRuntime:
         await self.relay.start()
         for factory in self.background:
             self.spawn(factory(), getattr(factory, "__qualname__", "background"))
+        audit.pending_listeners.append(self._sealer_wake.set)
+        self.spawn(self._seal_forever(), f"audit-sealer-{self.name}")
         self.started = True
         log.info("service_started", service=self.name, bus=type(self.bus).__name__,
                  database=self.engine.url.render_as_string(hide_password=True))
+
+    async def _seal_forever(self) -> None:
+        """Links audit entries left pending by contended transactions (shared/audit.py): woken
+        after such a commit; the interval is the safety net (another replica's commits, restarts)."""
+        while True:
+            try:
+                await audit.seal_all(self.session_factory)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # database away for a moment: the entries wait, next round
+                log.warning("audit_seal_failed", service=self.name, error=f"{type(exc).__name__}: {exc}"[:300])
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._sealer_wake.wait(), timeout=self.settings.audit_seal_interval_s)
+            self._sealer_wake.clear()
 
     async def cancel_tasks(self) -> None:
         for task in self._tasks:
@@ -105,6 +126,8 @@ class ServiceRuntime:
         self._tasks = []
 
     async def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            audit.pending_listeners.remove(self._sealer_wake.set)
         await self.cancel_tasks()
         await self.relay.stop()
         with contextlib.suppress(Exception):
@@ -178,6 +201,7 @@ def create_service_app(runtime: ServiceRuntime, *, title: str, description: str,
     @ops.get("/v1/audit/verify", summary="Verify this service's tamper-evident audit chain",
              dependencies=[Depends(AUDITORS)])
     async def audit_verify() -> dict[str, Any]:
+        await audit.seal_all(runtime.session_factory)  # cover every committed entry
         async with runtime.session_factory() as session:
             report = await audit.verify(session)
         return {"service": runtime.name, **report.as_dict()}
@@ -186,6 +210,7 @@ def create_service_app(runtime: ServiceRuntime, *, title: str, description: str,
     async def audit_entries(principal: Annotated[Principal, Depends(AUDITORS)], entity_type: str | None = None,
                             entity_id: str | None = None,
                             limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+        await audit.seal_all(runtime.session_factory)
         async with runtime.session_factory() as session:
             items = await audit.entries(session, within_region=principal.region, entity_type=entity_type,
                                         entity_id=entity_id, limit=limit)

@@ -33,7 +33,11 @@ class ServiceSettings(BaseSettings):
     kafka_fetch_max_wait_ms: int = 5
     consumer_max_retries: int = 3
     consumer_retry_backoff_s: float = 0.2
+    # One transaction per fetched batch of a partition (inbox + effects + outbox), see consumer.py.
+    consumer_batch: bool = True
     outbox_poll_interval_s: float = 0.5
+    # The audit sealer is woken after each commit that left entries pending; this is its safety net.
+    audit_seal_interval_s: float = 1.0
     outbox_batch_size: int = 200
     auth_jwt_secret: str = DEV_JWT_SECRET
     data_encryption_key: str = DEV_DATA_KEY

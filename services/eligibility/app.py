@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None,
     runtime.reevaluator = reevaluations
     cases.wake = runtime.wake_verifier.set
     policies.on_publish.append(runtime.wake_reevaluator.set)
-    runtime.add_consumer(consumers.handlers(cases))
+    runtime.add_consumer(consumers.handlers(cases), batch_handlers=consumers.batch_handlers(cases))
     app = create_service_app(
         runtime, title="eligibility — 低保 / 特困 / 临时救助",
         description="Versioned per-region policies, the public calculator, means-test verification (经济状况核对), "

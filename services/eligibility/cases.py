@@ -11,7 +11,6 @@ Nothing is ever approved without every required source and an officer's decision
 """
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -81,27 +80,49 @@ class CaseService:
 
     # -- events ----------------------------------------------------------------------------------
     async def on_application_submitted(self, tx: UnitOfWork, env: Envelope, data: ApplicationSubmitted) -> None:
-        exists = await tx.session.scalar(sa.select(cases.c.id).where(cases.c.application_id == data.application_id))
-        if exists:
-            return  # the same application re-sent under a new event id: still one case
+        await self.on_applications_submitted(tx, [(env, data)])
+
+    async def on_applications_submitted(self, tx: UnitOfWork,
+                                        events: list[tuple[Envelope, ApplicationSubmitted]]) -> None:
+        """One case per application, for a run of events set-based: one look-up of the
+        applications that already have a case, one multi-row insert, one outbox row each.
+        A programme that needs no partner source (临时救助, L3) gets its proposal here, in the
+        same transaction: the verifier would have nothing to ask, only a hop to wait for."""
+        ids = {data.application_id for _, data in events}
+        existing = set((await tx.session.execute(
+            sa.select(cases.c.application_id).where(cases.c.application_id.in_(ids)))).scalars())
         now = utcnow()
-        case_id = str(uuid.uuid4())
-        await tx.session.execute(cases.insert().values(
-            id=case_id, application_id=data.application_id, channel=data.channel, program=data.program,
-            region_code=data.region_code, handling_region_code=data.handling_region_code, area=data.area,
-            applicant_person_id=data.applicant_person_id, household=data.household.model_dump(mode="json"),
-            hardship=data.hardship.model_dump(mode="json") if data.hardship else None, status="verifying",
-            received_at=data.received_at, opened_at=now, updated_at=now,
-            pending_sources=list(required_sources(data.program)), verification={}, next_check_at=now,
-            check_rounds=0))
-        tx.emit(CaseOpened(
-            case_id=case_id, application_id=data.application_id, channel=data.channel, program=data.program,
-            region_code=data.region_code, handling_region_code=data.handling_region_code,
-            applicant_person_id=data.applicant_person_id, household_size=len(data.household.members),
-            received_at=data.received_at, opened_at=now), subject=data.application_id)
-        # The partners are asked by the background worker, outside this transaction; nudge it
-        # shortly after the commit (its poll is the safety net).
-        asyncio.get_running_loop().call_later(0.05, self.wake)
+        rows: list[dict[str, Any]] = []
+        for env, data in events:
+            if data.application_id in existing:
+                continue  # the same application re-sent under a new event id: still one case
+            existing.add(data.application_id)
+            case_id = str(uuid.uuid4())
+            rows.append(dict(
+                id=case_id, application_id=data.application_id, channel=data.channel, program=data.program,
+                region_code=data.region_code, handling_region_code=data.handling_region_code, area=data.area,
+                applicant_person_id=data.applicant_person_id, household=data.household.model_dump(mode="json"),
+                hardship=data.hardship.model_dump(mode="json") if data.hardship else None, status="verifying",
+                received_at=data.received_at, opened_at=now, updated_at=now,
+                pending_sources=list(required_sources(data.program)), verification={}, next_check_at=now,
+                check_rounds=0))
+            if not required_sources(data.program):
+                rows[-1].update(next_check_at=None)
+                rows[-1].update(await self.proposal_values(rows[-1], [], now, session=tx.session))
+            tx.emit(CaseOpened(
+                case_id=case_id, application_id=data.application_id, channel=data.channel, program=data.program,
+                region_code=data.region_code, handling_region_code=data.handling_region_code,
+                applicant_person_id=data.applicant_person_id, household_size=len(data.household.members),
+                received_at=data.received_at, opened_at=now), subject=data.application_id,
+                correlation_id=env.correlation_id)
+        if not rows:
+            return
+        for same in _by_columns(rows):
+            await tx.session.execute(cases.insert(), same)
+        if any(r["status"] == "verifying" for r in rows):
+            # The partners are asked by the background worker, outside this transaction; nudge
+            # it right after the commit (its poll is the safety net).
+            tx.after_commit(self.wake)
 
     # -- facts -------------------------------------------------------------------------------------
     async def facts_of(self, session: AsyncSession, case_id: str) -> list[Fact]:
@@ -213,18 +234,19 @@ class CaseService:
             values["status"] = "awaiting_verification"
             return "awaiting_verification"
         values["next_check_at"] = None
-        values.update(await self.proposal_values(row, facts, now))
+        values.update(await self.proposal_values(row, facts, now, session=tx.session))
         return values["status"]
 
     # -- the proposal ------------------------------------------------------------------------------
-    async def proposal_values(self, row: Mapping[str, Any], facts: list[Fact], now: datetime) -> dict[str, Any]:
+    async def proposal_values(self, row: Mapping[str, Any], facts: list[Fact], now: datetime, *,
+                              session: AsyncSession | None = None) -> dict[str, Any]:
         """The engine's proposed decision with its full trace (the case's inputs after the means
         test, the policy in force today for the case's region)."""
         program = row["program"]
         mt = apply_facts(row["household"], facts)
         as_of = today()
         region = policy_region(row)
-        res, policy, snap = await self.policies.resolved(region, as_of)
+        res, policy, snap = await self.policies.resolved(region, as_of, session=session)
         base: dict[str, Any] = {"proposal_as_of": as_of, "proposal_at": now}
         if policy is None:
             return {**base, "status": "awaiting_policy", "proposal": None, "proposal_inputs": None,
@@ -265,7 +287,7 @@ class CaseService:
             if row is None or row["status"] not in ("proposed", "awaiting_policy"):
                 return False
             facts = await self.facts_of(tx.session, case_id)
-            values = await self.proposal_values(row, facts, now)
+            values = await self.proposal_values(row, facts, now, session=tx.session)
             changed = (values.get("proposal") != row["proposal"] or values["status"] != row["status"]
                        or values.get("proposal_policy_version") != row["proposal_policy_version"])
             values["updated_at"] = now
@@ -328,6 +350,15 @@ class CaseService:
                 "policy_version": benefit["policy_version"], "decision_id": benefit["decision_id"],
                 "overridden": benefit["overridden"], "review_needed": benefit["review_needed"]},
         }
+
+
+def _by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Rows grouped by the columns they name (an executemany insert names the same ones in every
+    row; padding with None would store JSON null where the column should stay NULL)."""
+    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(frozenset(r), []).append(r)
+    return list(groups.values())
 
 
 def _yuan(f: int | None) -> str | None:

@@ -104,7 +104,8 @@ class DecisionService:
             program = row["program"]
             inputs: dict[str, Any] = row["proposal_inputs"]
             members = [m["person_id"] for m in inputs["household"]["members"]]
-            _, policy, _ = await self.policies.resolved(inputs["region_code"], row["proposal_as_of"])
+            _, policy, _ = await self.policies.resolved(inputs["region_code"], row["proposal_as_of"],
+                                                       session=tx.session)
             final = self._final(body, program, proposal, members, policy)
             level = proposal["approval_level"]
             if program == "linshi" and final["one_time"] is not None and policy is not None \

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.exc import IntegrityError
 
 from shared.auth import Principal, is_region_code
@@ -145,22 +146,32 @@ class PolicyService:
         self.on_publish: list[Callable[[], None]] = []
 
     # -- the in-memory snapshot ------------------------------------------------------------
-    async def _generation(self) -> tuple[int, int]:
-        async with self.runtime.session_factory() as s:
-            row = (await s.execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.max(policy_versions.c.seq), 0))
-                                   .select_from(policy_versions))).one()
+    async def _generation(self, session: AsyncSession | None = None) -> tuple[int, int]:
+        q = sa.select(sa.func.count(), sa.func.coalesce(sa.func.max(policy_versions.c.seq), 0)).select_from(policy_versions)
+        if session is not None:
+            row = (await session.execute(q)).one()
+        else:
+            async with self.runtime.session_factory() as s:
+                row = (await s.execute(q)).one()
         return int(row[0]), int(row[1])
 
-    async def snapshot(self) -> Snapshot:
-        gen = await self._generation()
+    async def snapshot(self, session: AsyncSession | None = None) -> Snapshot:
+        """The published versions (cached until a publication changes them). A caller inside a
+        transaction passes its ``session``: checking out a second pooled connection while holding
+        one is how a busy pool deadlocks (every holder waiting for another connection)."""
+        gen = await self._generation(session)
         snap = self._snap
         if snap is not None and snap.generation == gen:
             return snap
         async with self._lock:
             if self._snap is not None and self._snap.generation == gen:
                 return self._snap
-            async with self.runtime.session_factory() as s:
-                rows = (await s.execute(sa.select(policy_versions).order_by(policy_versions.c.seq))).mappings().all()
+            q = sa.select(policy_versions).order_by(policy_versions.c.seq)
+            if session is not None:
+                rows = (await session.execute(q)).mappings().all()
+            else:
+                async with self.runtime.session_factory() as s:
+                    rows = (await s.execute(q)).mappings().all()
             snap = Snapshot(generation=(len(rows), max((r["seq"] for r in rows), default=0)))
             for r in rows:
                 params = {}
@@ -199,8 +210,9 @@ class PolicyService:
             self._cache.popitem(last=False)
         return res, policy
 
-    async def resolved(self, region_code: str, on: date) -> tuple[Resolution, ResolvedPolicy | None, Snapshot]:
-        snap = await self.snapshot()
+    async def resolved(self, region_code: str, on: date, *, session: AsyncSession | None = None
+                       ) -> tuple[Resolution, ResolvedPolicy | None, Snapshot]:
+        snap = await self.snapshot(session)
         res, policy = self.resolve_in(snap, region_code, on)
         return res, policy, snap
 

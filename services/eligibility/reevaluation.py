@@ -566,7 +566,7 @@ class ReevaluationService:
         if b is None or b["status"] not in ("active", "exiting"):
             return {"change": None, "note": "no current benefit: the fact is recorded for the file"}
         as_of = today()
-        res, policy, snap = await self.policies.resolved(b["region_code"], as_of)
+        res, policy, snap = await self.policies.resolved(b["region_code"], as_of, session=s)
         if policy is None:
             return {"change": None, "note": f"no complete policy in force: missing {', '.join(res.missing)}"}
         mt = apply_facts(case_row["household"], facts)

@@ -25,6 +25,8 @@ class IncomingMessage:
 
 
 MessageHandler = Callable[[IncomingMessage], Awaitable[None]]
+# Several messages of one topic partition, in order; same contract as MessageHandler for all of them.
+BatchMessageHandler = Callable[[list[IncomingMessage]], Awaitable[None]]
 
 
 class BusUnavailable(RuntimeError):
@@ -43,9 +45,12 @@ class Bus(abc.ABC):
         """Return only after the bus has acknowledged every message; raise otherwise."""
 
     @abc.abstractmethod
-    def subscribe(self, group: str, topics: list[str], handler: MessageHandler) -> None:
+    def subscribe(self, group: str, topics: list[str], handler: MessageHandler, *,
+                  batch_handler: BatchMessageHandler | None = None) -> None:
         """Deliver every message of ``topics`` to ``handler`` once per consumer group.
-        The handler returning means the effect is stored; raising means redeliver."""
+        The handler returning means the effect is stored; raising means redeliver. With a
+        ``batch_handler``, what arrived together for one partition goes to it in one call
+        (returning: all stored; raising: all redelivered)."""
 
     @abc.abstractmethod
     async def healthy(self) -> bool: ...

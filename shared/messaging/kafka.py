@@ -9,7 +9,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from shared.logging import get_logger
-from shared.messaging.bus import Bus, BusUnavailable, IncomingMessage, MessageHandler, OutgoingMessage
+from shared.messaging.bus import (Bus, BatchMessageHandler, BusUnavailable, IncomingMessage, MessageHandler,
+                                  OutgoingMessage)
 
 log = get_logger("bus.kafka")
 
@@ -25,7 +26,7 @@ class KafkaBus(Bus):
         self.request_timeout_ms = request_timeout_ms
         self._producer: AIOKafkaProducer | None = None
         self._producer_lock = asyncio.Lock()
-        self._subs: list[tuple[str, list[str], MessageHandler]] = []
+        self._subs: list[tuple[str, list[str], MessageHandler, BatchMessageHandler | None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._consumers: dict[str, AIOKafkaConsumer] = {}
         self._known_topics: set[str] = set()
@@ -38,8 +39,8 @@ class KafkaBus(Bus):
         if self._running:
             return
         self._running = True
-        for group, topics, handler in self._subs:
-            self._tasks.append(asyncio.create_task(self._consume_forever(group, topics, handler)))
+        for group, topics, handler, batch_handler in self._subs:
+            self._tasks.append(asyncio.create_task(self._consume_forever(group, topics, handler, batch_handler)))
         # The producer connects lazily so a service starts (and accepts work into its
         # outbox) while the broker is down.
         with contextlib.suppress(Exception):
@@ -58,10 +59,11 @@ class KafkaBus(Bus):
                 await self._producer.stop()
             self._producer = None
 
-    def subscribe(self, group: str, topics: list[str], handler: MessageHandler) -> None:
-        self._subs.append((group, topics, handler))
+    def subscribe(self, group: str, topics: list[str], handler: MessageHandler, *,
+                  batch_handler: BatchMessageHandler | None = None) -> None:
+        self._subs.append((group, topics, handler, batch_handler))
         if self._running:
-            self._tasks.append(asyncio.create_task(self._consume_forever(group, topics, handler)))
+            self._tasks.append(asyncio.create_task(self._consume_forever(group, topics, handler, batch_handler)))
 
     async def healthy(self) -> bool:
         try:
@@ -135,7 +137,8 @@ class KafkaBus(Bus):
                 self._producer = None
 
     # -- consuming ---------------------------------------------------------------------
-    async def _consume_forever(self, group: str, topics: list[str], handler: MessageHandler) -> None:
+    async def _consume_forever(self, group: str, topics: list[str], handler: MessageHandler,
+                               batch_handler: BatchMessageHandler | None = None) -> None:
         backoff = 0.5
         while self._running:
             consumer: AIOKafkaConsumer | None = None
@@ -150,7 +153,7 @@ class KafkaBus(Bus):
                 await consumer.start()
                 self._consumers[group] = consumer
                 backoff = 0.5
-                await self._consume(consumer, group, handler)
+                await self._consume(consumer, group, handler, batch_handler)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # broker down or rebalance trouble: reconnect with backoff
@@ -163,17 +166,30 @@ class KafkaBus(Bus):
                     with contextlib.suppress(Exception):
                         await consumer.stop()
 
-    async def _consume(self, consumer: AIOKafkaConsumer, group: str, handler: MessageHandler) -> None:
+    async def _consume(self, consumer: AIOKafkaConsumer, group: str, handler: MessageHandler,
+                       batch_handler: BatchMessageHandler | None = None) -> None:
         while self._running:
             batches = await consumer.getmany(timeout_ms=500, max_records=500)
             for tp, records in batches.items():
                 done = None
-                for rec in records:
-                    msg = IncomingMessage(
-                        topic=rec.topic, key=rec.key.decode() if rec.key else None, value=rec.value,
-                        headers={k: v.decode(errors="replace") for k, v in (rec.headers or ())},
-                        partition=rec.partition, offset=rec.offset,
-                    )
+                msgs = [IncomingMessage(
+                    topic=rec.topic, key=rec.key.decode() if rec.key else None, value=rec.value,
+                    headers={k: v.decode(errors="replace") for k, v in (rec.headers or ())},
+                    partition=rec.partition, offset=rec.offset) for rec in records]
+                if batch_handler is not None and msgs:
+                    try:
+                        await batch_handler(msgs)
+                    except Exception as exc:
+                        # Not all effects are stored: the whole fetched batch comes again (the
+                        # inbox turns what was stored into duplicates).
+                        log.warning("consumer_handler_error", group=group, topic=tp.topic, partition=tp.partition,
+                                    offset=records[0].offset, error=str(exc)[:300])
+                        consumer.seek(tp, records[0].offset)
+                        await asyncio.sleep(0.2)
+                        continue
+                    done = records[-1].offset + 1
+                    msgs = []
+                for rec, msg in zip(records, msgs):
                     try:
                         await handler(msg)
                     except Exception as exc:

@@ -57,6 +57,10 @@ class OutboxRelay:
     async def _run(self) -> None:
         backoff = self.poll_interval
         while not self._stopping:
+            # Cleared before looking, not after: a commit that lands while this round reads the
+            # outbox keeps its wake-up (clearing afterwards lost it, and its event waited for the
+            # next poll — up to poll_interval on a busy service, where it happened often).
+            self._wake.clear()
             try:
                 sent = await self.publish_pending()
                 self.last_error = None
@@ -73,7 +77,6 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
-            self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
 

@@ -31,6 +31,7 @@ class UnitOfWork:
         self.session: AsyncSession = session  # type: ignore[assignment]
         self.emitted: list[Envelope] = []
         self._rows: list[dict[str, Any]] = []
+        self._after_commit: list[Callable[[], None]] = []
 
     async def __aenter__(self) -> "UnitOfWork":
         if not self._external:
@@ -52,8 +53,21 @@ class UnitOfWork:
                 await self.session.rollback()
         finally:
             await self.session.close()
-        if exc_type is None and self.emitted and self._on_commit is not None:
-            self._on_commit()
+        if exc_type is None:
+            if self.emitted and self._on_commit is not None:
+                self._on_commit()
+            self.run_after_commit()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the transaction has committed (never on rollback): for nudging
+        a worker that should see what this transaction wrote. With an outer session, whoever
+        commits it calls ``run_after_commit``."""
+        self._after_commit.append(callback)
+
+    def run_after_commit(self) -> None:
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
 
     def emit(self, event: EventData, *, subject: str, correlation_id: str | None = None) -> Envelope:
         env = Envelope(type=event.TYPE, version=event.VERSION, source=self.source, subject=subject,

@@ -1,0 +1,39 @@
+"""The outbox relay never loses a wake-up: a commit that lands while a round is reading the
+outbox is published right after that round, not a poll interval later."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+from shared.messaging.relay import OutboxRelay
+
+
+class ScriptedRelay(OutboxRelay):
+    """publish_pending replaced: the first round finds nothing, and a use case commits (and wakes
+    the relay) while that round is still reading; the second round finds its row."""
+
+    def __init__(self) -> None:
+        super().__init__(None, None, service="test", poll_interval=5.0)  # type: ignore[arg-type]
+        self.rounds: list[float] = []
+
+    async def publish_pending(self) -> int:
+        self.rounds.append(time.monotonic())
+        if len(self.rounds) == 1:
+            await asyncio.sleep(0.01)
+            self.wake()  # the commit lands now, after this round's SELECT saw nothing
+            await asyncio.sleep(0.01)
+            return 0
+        return 1 if len(self.rounds) == 2 else 0
+
+
+async def test_wake_during_an_empty_round_is_not_lost() -> None:
+    relay = ScriptedRelay()
+    await relay.start()
+    try:
+        deadline = time.monotonic() + 2.0
+        while len(relay.rounds) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+    finally:
+        await relay.stop()
+    assert len(relay.rounds) >= 2, "the wake-up was lost: the event would wait for the 5 s poll"
+    assert relay.rounds[1] - relay.rounds[0] < 1.0
