@@ -169,18 +169,30 @@ class PersonVault:
 
 class Columns:
     """Where one table keeps identity numbers: ``ids`` hold a number each, ``json`` hold them
-    anywhere inside (values and dict keys), ``prefixed`` hold ``<prefix>:<number>`` codes (ledger
-    accounts)."""
+    anywhere inside (values and dict keys), ``coded`` hold them as ``:``-separated parts of a
+    code (ledger accounts ``payable:<number>``, dedupe keys ``death:<number>``)."""
 
     def __init__(self, table: str, pk: tuple[str, ...], *, ids: tuple[str, ...] = (), json: tuple[str, ...] = (),
-                 prefixed: tuple[str, ...] = ()) -> None:
-        self.name, self.pk, self.ids, self.json, self.prefixed = table, pk, ids, json, prefixed
-        cols = [sa.column(c) for c in pk + ids + prefixed] + [sa.column(c, sa.JSON) for c in json]
+                 coded: tuple[str, ...] = ()) -> None:
+        self.name, self.pk, self.ids, self.json, self.coded = table, pk, ids, json, coded
+        cols = [sa.column(c) for c in dict.fromkeys(pk + ids + coded)] + [sa.column(c, sa.JSON) for c in json]
         self.table = sa.table(table, *cols)
 
     @property
     def changed(self) -> tuple[str, ...]:
-        return self.ids + self.json + self.prefixed
+        return self.ids + self.json + self.coded
+
+
+def widen(op: Any, columns: Mapping[str, tuple[str, ...]], length_from: int, length_to: int) -> None:
+    """Person columns from VARCHAR(18) to the key's length (or back). PostgreSQL only: SQLite does
+    not enforce VARCHAR lengths, and its batch mode would rebuild each table (and drop triggers
+    such as payments' append-only ledger) for nothing; on PostgreSQL a longer varchar is a
+    catalog change, not a table rewrite."""
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    for table, cols in columns.items():
+        for col in cols:
+            op.alter_column(table, col, existing_type=sa.String(length_from), type_=sa.String(length_to))
 
 
 def _convert_value(spec: Columns, col: str, value: Any, fn: Any, pick: Any) -> Any:
@@ -188,9 +200,8 @@ def _convert_value(spec: Columns, col: str, value: Any, fn: Any, pick: Any) -> A
         return None
     if col in spec.ids:
         return fn(value) if pick(value) else value
-    if col in spec.prefixed:
-        head, sep, tail = value.rpartition(":")
-        return f"{head}{sep}{fn(tail)}" if sep and pick(tail) else value
+    if col in spec.coded:
+        return ":".join(fn(part) if pick(part) else part for part in value.split(":"))
     return swap(value, {s: fn(s) for s in strings_in(value, pick)})
 
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from shared.crypto import cipher_for
-from shared.pii import KEY_LENGTH, Columns, convert_rows
+from shared.pii import KEY_LENGTH, Columns, convert_rows, widen
 
 revision = "0005pii"
 down_revision = "0004"
@@ -37,7 +37,7 @@ SPECS = [
     Columns("entitlement_persons", ("entitlement_id", "person_id"), ids=("person_id",)),
     Columns("deaths", ("person_id",), ids=("person_id",)),
     Columns("payment_recoveries", ("payment_id",), ids=("person_id",)),
-    Columns("ledger_entries", ("id",), prefixed=("account",)),
+    Columns("ledger_entries", ("id",), coded=("account",)),
 ]
 _ACCOUNTS = sa.table("payee_accounts", sa.column("person_id"), sa.column("account_enc"))
 _ATTEMPTS = sa.table("payment_attempts", sa.column("payment_id"), sa.column("attempt"), sa.column("account_enc"))
@@ -47,22 +47,6 @@ _PAYMENTS = sa.table("payments", sa.column("id"), sa.column("person_id"))
 def _secret() -> str:
     from services.payments.settings import Settings
     return Settings().data_encryption_key
-
-
-def _widen(length_from: int, length_to: int, account_from: int, account_to: int) -> None:
-    """PostgreSQL only: SQLite does not enforce VARCHAR lengths, and its batch mode would rebuild
-    the tables (losing the ledger's append-only triggers) for nothing. On PostgreSQL a longer
-    varchar is a catalog change, not a table rewrite."""
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    for table, cols in PERSON_COLUMNS.items():
-        with op.batch_alter_table(table) as b:
-            for col in cols:
-                b.alter_column(col, existing_type=sa.String(length_from), type_=sa.String(length_to),
-                               existing_nullable=False)
-    with op.batch_alter_table("ledger_entries") as b:
-        b.alter_column("account", existing_type=sa.String(account_from), type_=sa.String(account_to),
-                       existing_nullable=False)
 
 
 def _accounts(bind: sa.Connection) -> list[tuple[str, object, str, str]]:
@@ -111,7 +95,8 @@ def upgrade() -> None:
     op.create_table("person_vault",
                     sa.Column("person_key", sa.String(KEY_LENGTH), primary_key=True),
                     sa.Column("person_enc", sa.String(128), nullable=False))
-    _widen(18, KEY_LENGTH, 64, 96)
+    widen(op, PERSON_COLUMNS, 18, KEY_LENGTH)
+    widen(op, {"ledger_entries": ("account",)}, 64, 96)
     bind = op.get_bind()
     accounts = _accounts(bind)
     secret = _secret()
@@ -134,5 +119,6 @@ def downgrade() -> None:
     convert_rows(bind, secret, SPECS + [Columns("payee_accounts", ("person_id",), ids=("person_id",))], to_keys=False)
     _ledger_writable(False)
     _rebind_accounts(bind, accounts, {a[2]: plain.get(a[2], a[2]) for a in accounts})
-    _widen(KEY_LENGTH, 18, 96, 64)
+    widen(op, PERSON_COLUMNS, KEY_LENGTH, 18)
+    widen(op, {"ledger_entries": ("account",)}, 96, 64)
     op.drop_table("person_vault")
