@@ -52,6 +52,7 @@ from shared.errors import NotFound
 from shared.events.eligibility import BenefitChanged
 from shared.logging import get_logger
 from shared.messaging.unit_of_work import UnitOfWork
+from shared.pii import PersonVault
 from shared.runtime import ServiceRuntime
 
 from services.eligibility import audit
@@ -241,13 +242,14 @@ def _compute(rows: list[Any], ctx: Context, policies: dict[str, Any]) -> BatchOu
             decision_id, "reevaluation", case_id, job, action, a.outcome, change, None if stop else ev.new_fen,
             None, old_fen, a.approval_level, a.exit_months, until, covered_json, as_of, as_of, version, None, seq,
             inputs, trace_json(a), False, reason, None, None, False, now, actor_sub, actor_name, actor_role))
-        out_append((event_id, BENEFIT_TOPIC, case_id, BENEFIT_TYPE, dumps({
+        # the payload is dumped by with_numbers(), once the person keys are swapped for numbers
+        out_append((event_id, BENEFIT_TOPIC, case_id, BENEFIT_TYPE, {
             "id": event_id, "type": BENEFIT_TYPE, "version": 1, "source": "eligibility", "subject": case_id,
             "time": now_s, "correlation_id": cid, "data": {
                 "case_id": case_id, "program": program, "region_code": region, "applicant_person_id": applicant,
                 "covered_person_ids": covered, "change": change, "old_monthly_amount": old_amount,
                 "new_monthly_amount": new_amount, "effective_from": as_of_s, "exit_until": until_s,
-                "policy_version": version, "reason": reason}}), now, 0))
+                "policy_version": version, "reason": reason}}, now, 0))
         upd_append((case_id, ev.status, "denied" if stop else a.outcome, old_fen if stop else ev.new_fen, until,
                     decision_id, version, covered_json))
     counts["changed"] = len(changed)
@@ -256,7 +258,33 @@ def _compute(rows: list[Any], ctx: Context, policies: dict[str, Any]) -> BatchOu
     return out
 
 
+def event_person_keys(out: BatchOut) -> list[str]:
+    """The person keys the batch's events name (applicants and covered people)."""
+    keys: set[str] = set()
+    for o in out.outbox:
+        d = o[4]["data"]
+        keys.add(d["applicant_person_id"])
+        keys.update(d["covered_person_ids"])
+    return list(keys)
+
+
+def with_numbers(out: BatchOut, vault_rows: Any, persons: PersonVault) -> None:
+    """Events carry the numbers (payments and monitoring need them): decrypt the batch's vault
+    rows (``(key, ciphertext)``) and dump each payload with keys swapped for numbers. CPU only:
+    runs in the engine's worker thread beside the computation."""
+    numbers = {key: persons.open(key, token) for key, token in vault_rows}
+    dumps = orjson.dumps
+    for i, o in enumerate(out.outbox):
+        payload = o[4]
+        d = payload["data"]
+        d["applicant_person_id"] = numbers.get(d["applicant_person_id"], d["applicant_person_id"])
+        d["covered_person_ids"] = [numbers.get(p, p) for p in d["covered_person_ids"]]
+        out.outbox[i] = (*o[:4], dumps(payload), *o[5:])
+
+
 # ----------------------------------------------------------------------------- batch I/O
+
+_PG_VAULT = "SELECT person_key, person_enc FROM person_vault WHERE person_key = ANY($1::text[])"
 
 async def _pg_fetch(raw: Any, lo: str, hi: str, cursor: tuple[str, str], limit: int) -> list[Any]:
     return await raw.fetch(
@@ -477,6 +505,8 @@ class ReevaluationService:
                         ctx.now = utcnow()
                         out = await loop.run_in_executor(executor, compute_batch, rows, ctx, policies)
                         t1 = time.perf_counter()
+                        vault_rows = await raw.fetch(_PG_VAULT, event_person_keys(out)) if out.outbox else []
+                        await loop.run_in_executor(executor, with_numbers, out, vault_rows, self.cases.persons)
                         await _pg_write(raw, out)
                         async with turn:
                             await turn.wait_for(lambda: state["turn"] == number)
@@ -508,6 +538,11 @@ class ReevaluationService:
                 if not rows:
                     return 0, cursor
                 out = compute_batch(rows, ctx, {region: ctx.resolver(region) for region in {r[1] for r in rows}})
+                keys = event_person_keys(out)
+                vault = self.cases.persons.table
+                vault_rows = (await session.execute(sa.select(vault.c.person_key, vault.c.person_enc)
+                                                    .where(vault.c.person_key.in_(keys)))).all() if keys else []
+                with_numbers(out, vault_rows, self.cases.persons)
                 await _sqlite_write(session, out)
                 c = reevaluations.c
                 values: dict[str, Any] = {name: getattr(c, name) + out.counts[name] for name in out.counts}
@@ -598,6 +633,7 @@ class ReevaluationService:
             decided_at=now, decided_by_sub=actor.sub, decided_by_name=actor.name, decided_by_role=actor.role))
         await s.execute(sa.update(benefit_households).where(benefit_households.c.case_id == case_row["id"])
                         .values(household=mt.household, household_ref=decision_id))
+        numbers = await self.cases.persons.reveal(s, [b["applicant_person_id"], *covered])  # for the event
         values: dict[str, Any] = {"updated_at": now}
         if review:
             values["review_needed"] = True
@@ -607,7 +643,8 @@ class ReevaluationService:
                           decision_id=decision_id, policy_version=policy.version_id, covered=covered)
             tx.emit(BenefitChanged(
                 case_id=case_row["id"], program=b["program"], region_code=b["region_code"],
-                applicant_person_id=b["applicant_person_id"], covered_person_ids=covered, change=change,
+                applicant_person_id=numbers[b["applicant_person_id"]], covered_person_ids=[numbers[p] for p in covered],
+                change=change,
                 old_monthly_amount=Decimal(b["monthly_fen"]).scaleb(-2),
                 new_monthly_amount=None if change == "stop" else Decimal(ev.new_fen).scaleb(-2),
                 effective_from=as_of, exit_until=ev.until, policy_version=policy.version_id, reason=reason),

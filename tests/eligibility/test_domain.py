@@ -19,7 +19,12 @@ from services.eligibility.domain.inputs import (
 )
 from services.eligibility.domain.means_test import Fact, apply_facts, required_sources
 from services.eligibility.domain.rules import AssessmentRequest, assess
-from services.eligibility.reevaluation import DEC_COLS, OUT_COLS, Context, compute_batch, trace_json, uuid7s
+from services.eligibility.models import person_vault
+from services.eligibility.reevaluation import (
+    DEC_COLS, OUT_COLS, Context, compute_batch, trace_json, uuid7s, with_numbers,
+)
+from shared.pii import PersonVault
+from shared.settings import DEV_DATA_KEY
 from shared.events.eligibility import BenefitChanged
 from shared.messaging.envelope import Envelope
 
@@ -140,6 +145,8 @@ def test_reevaluation_batch_writes_valid_events_and_rows() -> None:
                   resolver=lambda region: POLICY, now=datetime.now(timezone.utc), correlation_id="corr-1",
                   actor=audit.SYSTEM)
     out = compute_batch(rows, ctx)
+    # the events get their numbers from the vault (none here: "P0" is not a person key, it stays)
+    with_numbers(out, [], PersonVault(DEV_DATA_KEY, person_vault))
     assert out.counts["processed"] == len(rows)
     assert out.counts["changed"] == len(out.decisions) == len(out.outbox) == len(out.updates) > 0
     assert out.counts["unchanged"] + out.counts["changed"] == len(rows)
