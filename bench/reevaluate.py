@@ -65,7 +65,7 @@ VAULT = PersonVault(Settings().data_encryption_key, person_vault)
 BENEFIT_COLS = ("case_id", "region_code", "program", "area", "status", "outcome", "monthly_fen", "exit_until",
                 "covered", "applicant_person_id", "overridden", "review_needed", "decision_id", "policy_version",
                 "updated_at")
-HOUSEHOLD_COLS = ("case_id", "household", "household_ref")
+HOUSEHOLD_COLS = ("case_id", "household", "household_ref", "numbers_enc")
 
 
 def rss_mib(field: str = "VmRSS") -> float:
@@ -128,17 +128,19 @@ async def seed(conn: asyncpg.Connection, n: int, shapes: list, version: str) -> 
             region = f"522701{1 + village // 50:03d}{1 + village % 50:03d}"
             members = []
             ids = []
+            numbers = {}
             for k, m in enumerate(hh["members"]):
                 # eligibility stores person keys (shared/pii.py), the numbers encrypted in the vault
                 sealed = VAULT.seal(f"5227{i:010d}{k:02d}0X"[:18])
                 vault.append((sealed["person_key"], sealed["person_enc"]))
+                numbers[sealed["person_key"]] = f"5227{i:010d}{k:02d}0X"[:18]
                 ids.append(sealed["person_key"])
                 members.append({**m, "person_id": sealed["person_key"]})
             household = {**hh, "members": members}
             case_id = str(uuid.UUID(int=i + 1))
             rows.append((case_id, region, program, area, "active", outcome, cur, None,
                          dumps([ids[j] for j in covered_idx]).decode(), ids[0], False, False, case_id, version, now))
-            households.append((case_id, dumps(household).decode(), case_id))
+            households.append((case_id, dumps(household).decode(), case_id, VAULT.seal_numbers(case_id, numbers)))
         await conn.copy_records_to_table("benefits", records=rows, columns=BENEFIT_COLS)
         await conn.copy_records_to_table("benefit_households", records=households, columns=HOUSEHOLD_COLS)
         await conn.copy_records_to_table("person_vault", records=vault, columns=["person_key", "person_enc"])

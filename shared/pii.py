@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -103,6 +104,15 @@ class PersonVault:
     def open(self, key: str, token: str) -> str:
         """The number (cryptography's InvalidTag for a wrong key or a ciphertext moved between rows)."""
         return self.cipher.decrypt(token, context=f"person:{key}")
+
+    def seal_numbers(self, owner: str, numbers: Mapping[str, str]) -> str:
+        """Several people's numbers (``{key: number}``) as one ciphertext bound to ``owner`` (a
+        case id): for a hot path that reads it with its row instead of looking each up."""
+        return self.cipher.encrypt(orjson.dumps(dict(numbers)).decode(), context=f"numbers:{owner}")
+
+    def open_numbers(self, owner: str, token: str) -> dict[str, str]:
+        numbers: dict[str, str] = orjson.loads(self.cipher.decrypt(token, context=f"numbers:{owner}"))
+        return numbers
 
     def keyed(self, tree: Any) -> Any:
         """A JSON tree from an event or a request with every identity number replaced by its key."""

@@ -145,6 +145,8 @@ class DecisionService:
                 staged_payments=[format_yuan(s) for s in final["staged"]] if final["staged"] else None,
                 pay_first=final["pay_first"], decided_at=now, decided_by_sub=principal.sub,
                 decided_by_name=principal.name, decided_by_role=principal.role))
+            # the event carries the numbers (payments and monitoring need them): from the vault
+            numbers = await self.persons.reveal(tx.session, [row["applicant_person_id"], *members])
             if program in ("dibao", "tekun") and outcome in PAID:
                 await tx.session.execute(benefits.insert().values(
                     case_id=case_id, region_code=inputs["region_code"], program=program, area=row["area"],
@@ -154,11 +156,10 @@ class DecisionService:
                     review_needed=False, decision_id=decision_id, policy_version=row["proposal_policy_version"],
                     updated_at=now))
                 await tx.session.execute(benefit_households.insert().values(
-                    case_id=case_id, household=inputs["household"], household_ref=decision_id))
+                    case_id=case_id, household=inputs["household"], household_ref=decision_id,
+                    numbers_enc=self.persons.seal_numbers(case_id, numbers)))
             await tx.session.execute(sa.update(cases).where(cases.c.id == case_id).values(
                 status="decided", decision_id=decision_id, updated_at=now))
-            # the event carries the numbers (payments and monitoring need them): from the vault
-            numbers = await self.persons.reveal(tx.session, [row["applicant_person_id"], *final["covered"]])
             tx.emit(DecisionMade(
                 decision_id=decision_id, case_id=case_id, application_id=row["application_id"], program=program,
                 channel=row["channel"], region_code=row["region_code"],

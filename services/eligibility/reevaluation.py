@@ -81,7 +81,7 @@ DEC_COLS = ("id", "kind", "case_id", "reevaluation_id", "action", "outcome", "ch
 OUT_COLS = ("event_id", "topic", "key", "type", "payload", "created_at", "attempts")
 FETCH_COLS = ("b.case_id, b.region_code, b.program, b.area, b.status, b.outcome, b.monthly_fen, b.exit_until, "
               "CAST(h.household AS TEXT), h.household_ref, b.overridden, b.applicant_person_id, "
-              "CAST(b.covered AS TEXT)")
+              "CAST(b.covered AS TEXT), h.numbers_enc")
 
 
 def utcnow() -> datetime:
@@ -163,6 +163,7 @@ class BatchOut:
          "no_policy"), 0))
     last_key: tuple[str, str] | None = None
     compute_s: float = 0.0
+    sealed_numbers: list[str] = field(default_factory=list)  # per outbox row: its household's numbers
 
 
 _COUNTER = {"raise": "raised", "lower": "lowered", "gradual_exit": "gradual_exit", "stop": "stopped"}
@@ -199,7 +200,7 @@ def _compute(rows: list[Any], ctx: Context, policies: dict[str, Any]) -> BatchOu
     changed: list[tuple[Any, ...]] = []
     for row in rows:
         (case_id, region, program, area, status, outcome, old_fen, old_until, hh_text, hh_ref, overridden,
-         applicant, covered_text) = row
+         applicant, covered_text, _numbers) = row
         policy = policies.get(region, False)
         if policy is False:
             policy = policies[region] = resolver(region)
@@ -220,7 +221,7 @@ def _compute(rows: list[Any], ctx: Context, policies: dict[str, Any]) -> BatchOu
     ids = uuid7s(2 * len(changed))
     dec_append, out_append, upd_append = out.decisions.append, out.outbox.append, out.updates.append
     for k, ((case_id, region, program, area, status, outcome, old_fen, old_until, hh_text, hh_ref, overridden,
-             applicant, covered_text), ev, version) in enumerate(changed):
+             applicant, covered_text, numbers_enc), ev, version) in enumerate(changed):
         change = ev.change
         counts[_COUNTER[change]] += 1  # type: ignore[index]
         a = ev.assessment
@@ -243,6 +244,7 @@ def _compute(rows: list[Any], ctx: Context, policies: dict[str, Any]) -> BatchOu
             None, old_fen, a.approval_level, a.exit_months, until, covered_json, as_of, as_of, version, None, seq,
             inputs, trace_json(a), False, reason, None, None, False, now, actor_sub, actor_name, actor_role))
         # the payload is dumped by with_numbers(), once the person keys are swapped for numbers
+        out.sealed_numbers.append(numbers_enc)
         out_append((event_id, BENEFIT_TOPIC, case_id, BENEFIT_TYPE, {
             "id": event_id, "type": BENEFIT_TYPE, "version": 1, "source": "eligibility", "subject": case_id,
             "time": now_s, "correlation_id": cid, "data": {
@@ -258,33 +260,23 @@ def _compute(rows: list[Any], ctx: Context, policies: dict[str, Any]) -> BatchOu
     return out
 
 
-def event_person_keys(out: BatchOut) -> list[str]:
-    """The person keys the batch's events name (applicants and covered people)."""
-    keys: set[str] = set()
-    for o in out.outbox:
-        d = o[4]["data"]
-        keys.add(d["applicant_person_id"])
-        keys.update(d["covered_person_ids"])
-    return list(keys)
-
-
-def with_numbers(out: BatchOut, vault_rows: Any, persons: PersonVault) -> None:
-    """Events carry the numbers (payments and monitoring need them): decrypt the batch's vault
-    rows (``(key, ciphertext)``) and dump each payload with keys swapped for numbers. CPU only:
-    runs in the engine's worker thread beside the computation."""
-    numbers = {key: persons.open(key, token) for key, token in vault_rows}
+def with_numbers(out: BatchOut, persons: PersonVault) -> None:
+    """Events carry the numbers (payments and monitoring need them): each changed benefit's
+    household numbers (benefit_households.numbers_enc, read with the household) are decrypted
+    and the payload dumped with its person keys swapped for numbers. CPU only: runs in the
+    engine's worker thread; one decryption per changed benefit, no look-up per person."""
     dumps = orjson.dumps
-    for i, o in enumerate(out.outbox):
+    for i, (o, token) in enumerate(zip(out.outbox, out.sealed_numbers)):
         payload = o[4]
         d = payload["data"]
-        d["applicant_person_id"] = numbers.get(d["applicant_person_id"], d["applicant_person_id"])
-        d["covered_person_ids"] = [numbers.get(p, p) for p in d["covered_person_ids"]]
+        numbers = persons.open_numbers(o[2], token)
+        d["applicant_person_id"] = numbers[d["applicant_person_id"]]
+        d["covered_person_ids"] = [numbers[p] for p in d["covered_person_ids"]]
         out.outbox[i] = (*o[:4], dumps(payload), *o[5:])
 
 
 # ----------------------------------------------------------------------------- batch I/O
 
-_PG_VAULT = "SELECT person_key, person_enc FROM person_vault WHERE person_key = ANY($1::text[])"
 
 async def _pg_fetch(raw: Any, lo: str, hi: str, cursor: tuple[str, str], limit: int) -> list[Any]:
     return await raw.fetch(
@@ -505,8 +497,7 @@ class ReevaluationService:
                         ctx.now = utcnow()
                         out = await loop.run_in_executor(executor, compute_batch, rows, ctx, policies)
                         t1 = time.perf_counter()
-                        vault_rows = await raw.fetch(_PG_VAULT, event_person_keys(out)) if out.outbox else []
-                        await loop.run_in_executor(executor, with_numbers, out, vault_rows, self.cases.persons)
+                        await loop.run_in_executor(executor, with_numbers, out, self.cases.persons)
                         await _pg_write(raw, out)
                         async with turn:
                             await turn.wait_for(lambda: state["turn"] == number)
@@ -538,11 +529,7 @@ class ReevaluationService:
                 if not rows:
                     return 0, cursor
                 out = compute_batch(rows, ctx, {region: ctx.resolver(region) for region in {r[1] for r in rows}})
-                keys = event_person_keys(out)
-                vault = self.cases.persons.table
-                vault_rows = (await session.execute(sa.select(vault.c.person_key, vault.c.person_enc)
-                                                    .where(vault.c.person_key.in_(keys)))).all() if keys else []
-                with_numbers(out, vault_rows, self.cases.persons)
+                with_numbers(out, self.cases.persons)
                 await _sqlite_write(session, out)
                 c = reevaluations.c
                 values: dict[str, Any] = {name: getattr(c, name) + out.counts[name] for name in out.counts}

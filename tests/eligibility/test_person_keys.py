@@ -5,6 +5,7 @@ requests; an officer still names people by number; migration 0004pii converts st
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,9 @@ def test_migration_0004pii_converts_numbers_to_keys_and_the_downgrade_restores_t
     assert _rows(url, case_facts)[0]["monthly_incomes"] == {kb: "50.00"}
     assert _rows(url, decisions)[0]["covered"] == [ka, kb] and _rows(url, benefits)[0]["applicant_person_id"] == ka
     assert _rows(url, benefit_households)[0]["household"]["members"][1]["person_id"] == kb
+    sealed = _rows(url, benefit_households)[0]["numbers_enc"]  # the re-evaluation's copy, bound to the case
+    assert json.loads(cipher.decrypt(sealed, context="numbers:C1")) == {ka: a, kb: b}
+
     vault = {r["person_key"]: r["person_enc"] for r in _rows(url, metadata.tables["person_vault"])}
     assert {k: cipher.decrypt(v, context=f"person:{k}") for k, v in vault.items()} == {ka: a, kb: b}
 
