@@ -306,13 +306,13 @@ class PayoutService:
         return await self.beneficiary(principal, person_id) | {"payments_retried": retried}
 
     async def person_in_region(self, s: Any, principal: Principal, person_key: str) -> bool:
-        person_id = person_key
+        """``person_key``: the person as the rows name them (shared/pii.py), not the number."""
         regions = set((await s.execute(sa.select(entitlements.c.region_code).where(
-            entitlements.c.payee_person_id == person_id))).scalars())
+            entitlements.c.payee_person_id == person_key))).scalars())
         regions |= set((await s.execute(sa.select(disbursements.c.handling_region_code).where(
-            disbursements.c.person_id == person_id))).scalars())
+            disbursements.c.person_id == person_key))).scalars())
         regions |= set((await s.execute(sa.select(disbursements.c.region_code).where(
-            disbursements.c.person_id == person_id))).scalars())
+            disbursements.c.person_id == person_key))).scalars())
         return any(region_covers(principal.region, r) for r in regions)
 
     # -- reading ---------------------------------------------------------------------------------
