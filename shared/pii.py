@@ -4,15 +4,19 @@
 * The person key is ``FieldCipher.index(person_id)``: the keyed hash (HMAC-SHA256, key derived
   from DATA_ENCRYPTION_KEY), 64 hex characters. It is deterministic, so every column, JSON blob,
   ledger account code and join that used the number uses the key instead, with the same
-  equality semantics (the same person always has the same key; with the same
-  DATA_ENCRYPTION_KEY the key is also the same in every service, which is what monitoring's
-  comparison joins on).
+  equality semantics (the same person always has the same key within a service: monitoring's
+  comparison joins partner records to the register on it). Services exchange numbers on their
+  events, never keys, so each may run with its own DATA_ENCRYPTION_KEY. Changing a service's
+  key changes all its keys: that needs a re-keying migration (not written yet).
 * Where the number must be given back (a response to a role that may see it, a masked response,
   an event that carries it, a partner call), the service looks it up in its own
   ``person_vault`` table: one row per person, ``person_enc`` = AES-GCM of the number with
   ``person:<key>`` as associated data. The ciphertext is bound to its key: copied onto another
   person's row it does not decrypt, so a database writer without the key cannot make one
   person's records reveal another's number.
+
+A hot path may keep a second, per-row copy instead (``seal_numbers``: eligibility's benefit
+households), so a million-row job decrypts one value per changed row and looks nothing up.
 
 Why a vault instead of a ciphertext beside every column: the number enters a service once (an
 event, a partner record, an API path) but is stored in many rows and inside JSON (households,
