@@ -52,7 +52,6 @@ from shared.errors import NotFound
 from shared.events.eligibility import BenefitChanged
 from shared.logging import get_logger
 from shared.messaging.unit_of_work import UnitOfWork
-from shared.pii import PersonVault
 from shared.runtime import ServiceRuntime
 
 from services.eligibility import audit
@@ -150,6 +149,8 @@ class Context:
     now: datetime
     correlation_id: str | None
     actor: audit.Actor
+    # (case id, benefit_households.numbers_enc) → {person key: number}: the events carry numbers
+    open_numbers: Callable[[str, str], Mapping[str, str]]
 
 
 @dataclass
@@ -163,7 +164,6 @@ class BatchOut:
          "no_policy"), 0))
     last_key: tuple[str, str] | None = None
     compute_s: float = 0.0
-    sealed_numbers: list[str] = field(default_factory=list)  # per outbox row: its household's numbers
 
 
 _COUNTER = {"raise": "raised", "lower": "lowered", "gradual_exit": "gradual_exit", "stop": "stopped"}
@@ -197,6 +197,7 @@ def _compute(rows: list[Any], ctx: Context, policies: dict[str, Any]) -> BatchOu
     actor_sub, actor_name, actor_role = ctx.actor.sub, ctx.actor.name, ctx.actor.role
     trigger = ctx.trigger_text
     resolver = ctx.resolver
+    open_numbers = ctx.open_numbers
     changed: list[tuple[Any, ...]] = []
     for row in rows:
         (case_id, region, program, area, status, outcome, old_fen, old_until, hh_text, hh_ref, overridden,
@@ -243,36 +244,23 @@ def _compute(rows: list[Any], ctx: Context, policies: dict[str, Any]) -> BatchOu
             decision_id, "reevaluation", case_id, job, action, a.outcome, change, None if stop else ev.new_fen,
             None, old_fen, a.approval_level, a.exit_months, until, covered_json, as_of, as_of, version, None, seq,
             inputs, trace_json(a), False, reason, None, None, False, now, actor_sub, actor_name, actor_role))
-        # the payload is dumped by with_numbers(), once the person keys are swapped for numbers
-        out.sealed_numbers.append(numbers_enc)
-        out_append((event_id, BENEFIT_TOPIC, case_id, BENEFIT_TYPE, {
+        # rows hold person keys; the event carries the numbers: the household's sealed numbers are
+        # read with it and decrypted here, for changed benefits only (one decryption each)
+        numbers = open_numbers(case_id, numbers_enc)
+        out_append((event_id, BENEFIT_TOPIC, case_id, BENEFIT_TYPE, dumps({
             "id": event_id, "type": BENEFIT_TYPE, "version": 1, "source": "eligibility", "subject": case_id,
             "time": now_s, "correlation_id": cid, "data": {
-                "case_id": case_id, "program": program, "region_code": region, "applicant_person_id": applicant,
-                "covered_person_ids": covered, "change": change, "old_monthly_amount": old_amount,
+                "case_id": case_id, "program": program, "region_code": region,
+                "applicant_person_id": numbers[applicant], "covered_person_ids": [numbers[p] for p in covered],
+                "change": change, "old_monthly_amount": old_amount,
                 "new_monthly_amount": new_amount, "effective_from": as_of_s, "exit_until": until_s,
-                "policy_version": version, "reason": reason}}, now, 0))
+                "policy_version": version, "reason": reason}}), now, 0))
         upd_append((case_id, ev.status, "denied" if stop else a.outcome, old_fen if stop else ev.new_fen, until,
                     decision_id, version, covered_json))
     counts["changed"] = len(changed)
     if rows:
         out.last_key = (rows[-1][1], rows[-1][0])
     return out
-
-
-def with_numbers(out: BatchOut, persons: PersonVault) -> None:
-    """Events carry the numbers (payments and monitoring need them): each changed benefit's
-    household numbers (benefit_households.numbers_enc, read with the household) are decrypted
-    and the payload dumped with its person keys swapped for numbers. CPU only: runs in the
-    engine's worker thread; one decryption per changed benefit, no look-up per person."""
-    dumps = orjson.dumps
-    for i, (o, token) in enumerate(zip(out.outbox, out.sealed_numbers)):
-        payload = o[4]
-        d = payload["data"]
-        numbers = persons.open_numbers(o[2], token)
-        d["applicant_person_id"] = numbers[d["applicant_person_id"]]
-        d["covered_person_ids"] = [numbers[p] for p in d["covered_person_ids"]]
-        out.outbox[i] = (*o[:4], dumps(payload), *o[5:])
 
 
 # ----------------------------------------------------------------------------- batch I/O
@@ -426,7 +414,8 @@ class ReevaluationService:
             ctx = Context(job_id=job_id, action="policy", trigger_text=trigger, as_of=as_of, policy_seq=seq,
                           resolver=lambda region: self.policies.resolve_in(snap, region, as_of, max_seq=seq)[1],
                           now=utcnow(), correlation_id=job["correlation_id"],
-                          actor=audit.Actor(f"system:reevaluation/{job_id}", "re-evaluation job", "system"))
+                          actor=audit.Actor(f"system:reevaluation/{job_id}", "re-evaluation job", "system"),
+                          open_numbers=self.cases.persons.open_numbers)
             cursor = (job["cursor_region"] or lo, job["cursor_case"] or "")
             if self._pg:
                 await self._pg_lanes(ctx, lo, hi, cursor)
@@ -497,7 +486,6 @@ class ReevaluationService:
                         ctx.now = utcnow()
                         out = await loop.run_in_executor(executor, compute_batch, rows, ctx, policies)
                         t1 = time.perf_counter()
-                        await loop.run_in_executor(executor, with_numbers, out, self.cases.persons)
                         await _pg_write(raw, out)
                         async with turn:
                             await turn.wait_for(lambda: state["turn"] == number)
@@ -529,7 +517,6 @@ class ReevaluationService:
                 if not rows:
                     return 0, cursor
                 out = compute_batch(rows, ctx, {region: ctx.resolver(region) for region in {r[1] for r in rows}})
-                with_numbers(out, self.cases.persons)
                 await _sqlite_write(session, out)
                 c = reevaluations.c
                 values: dict[str, Any] = {name: getattr(c, name) + out.counts[name] for name in out.counts}

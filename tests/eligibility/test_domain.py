@@ -21,7 +21,7 @@ from services.eligibility.domain.means_test import Fact, apply_facts, required_s
 from services.eligibility.domain.rules import AssessmentRequest, assess
 from services.eligibility.models import person_vault
 from services.eligibility.reevaluation import (
-    DEC_COLS, OUT_COLS, Context, compute_batch, trace_json, uuid7s, with_numbers,
+    DEC_COLS, OUT_COLS, Context, compute_batch, trace_json, uuid7s,
 )
 from shared.events.eligibility import BenefitChanged
 from shared.messaging.envelope import Envelope
@@ -148,9 +148,8 @@ def test_reevaluation_batch_writes_valid_events_and_rows() -> None:
                      VAULT.seal_numbers(f"case-{i:04d}", numbers)))
     ctx = Context(job_id="job-1", action="policy", trigger_text="政策调整", as_of=AS_OF, policy_seq=3,
                   resolver=lambda region: POLICY, now=datetime.now(timezone.utc), correlation_id="corr-1",
-                  actor=audit.SYSTEM)
-    out = compute_batch(rows, ctx)
-    with_numbers(out, VAULT)  # the events carry the numbers, not the stored keys
+                  actor=audit.SYSTEM, open_numbers=VAULT.open_numbers)
+    out = compute_batch(rows, ctx)  # the events carry the numbers, not the stored keys
     assert out.counts["processed"] == len(rows)
     assert out.counts["changed"] == len(out.decisions) == len(out.outbox) == len(out.updates) > 0
     assert out.counts["unchanged"] + out.counts["changed"] == len(rows)
