@@ -45,7 +45,9 @@ from services.payments.app import SERVICE_DIR  # noqa: E402
 from services.payments.composition import Payments  # noqa: E402
 from services.payments.domain import ledger as dl  # noqa: E402
 from services.payments import ledger  # noqa: E402
+from services.payments.models import person_vault  # noqa: E402
 from services.payments.settings import Settings  # noqa: E402
+from shared.pii import PersonVault  # noqa: E402
 
 COUNTY = "522701000000"
 TOWNSHIPS = [f"522701{t:03d}000" for t in range(1, 21)]
@@ -60,6 +62,14 @@ def person_id(i: int) -> str:
     return f"5227011950{i:08d}"
 
 
+_VAULT = PersonVault(Settings().data_encryption_key, person_vault)
+
+
+def person_key(i: int) -> str:
+    """What payments stores for the person (shared/pii.py): the keyed hash, never the number."""
+    return _VAULT.key(person_id(i))
+
+
 async def seed(dsn: str, n: int, rng: random.Random) -> None:
     conn = await asyncpg.connect(dsn)
     try:
@@ -67,11 +77,13 @@ async def seed(dsn: str, n: int, rng: random.Random) -> None:
         start = date(2026, 1, 1)
         batch = 200_000
         for lo in range(0, n, batch):
-            ents, amounts = [], []
+            ents, amounts, vault = [], [], []
             for i in range(lo, min(n, lo + batch)):
+                sealed = _VAULT.seal(person_id(i))
+                vault.append((sealed["person_key"], sealed["person_enc"]))
                 eid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
                 monthly = rng.randrange(300_00, 1500_00)
-                ents.append((eid, "dibao" if i % 5 else "tekun", TOWNSHIPS[i % len(TOWNSHIPS)], COUNTY, person_id(i),
+                ents.append((eid, "dibao" if i % 5 else "tekun", TOWNSHIPS[i % len(TOWNSHIPS)], COUNTY, sealed["person_key"],
                              1 + i % 4, monthly, start, start, None, "active", now))
                 amounts.append((eid, start, monthly))
             await conn.copy_records_to_table(
@@ -80,6 +92,7 @@ async def seed(dsn: str, n: int, rng: random.Random) -> None:
                          "monthly_fen", "amount_from", "first_month", "last_month", "status", "updated_at"])
             await conn.copy_records_to_table("entitlement_amounts", records=amounts,
                                              columns=["entitlement_id", "effective_month", "monthly_fen"])
+            await conn.copy_records_to_table("person_vault", records=vault, columns=["person_key", "person_enc"])
         await conn.execute("ANALYZE entitlements; ANALYZE entitlement_amounts")
     finally:
         await conn.close()
@@ -98,7 +111,7 @@ async def copy_reference(dsn: str, n: int, rng: random.Random) -> float:
         rows = []
         for i in range(n):
             eid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-            rows.append((f"B202611-{eid}", "benefit", "dibao", eid, MONTH, run_id, person_id(i),
+            rows.append((f"B202611-{eid}", "benefit", "dibao", eid, MONTH, run_id, person_key(i),
                          TOWNSHIPS[i % len(TOWNSHIPS)], "county_budget:" + COUNTY, rng.randrange(300_00, 1500_00),
                          "ready", 0, 0, now))
         columns = ["id", "kind", "program", "entitlement_id", "month", "run_id", "person_id", "region_code",
@@ -168,7 +181,7 @@ async def main() -> int:
         print(f"payroll benchmark — {args.n:,} active beneficiaries, PostgreSQL "
               f"{(await admin.fetchval('SHOW server_version'))}, Python {platform.python_version()}, "
               f"{platform.machine()}")
-        print(f"  seed (COPY entitlements + amounts, not timed): {seed_s:.1f} s")
+        print(f"  seed (COPY entitlements + amounts + person vault, not timed): {seed_s:.1f} s")
         print(f"  payroll run: {payroll_s:.2f} s  ({args.n / payroll_s:,.0f} payments/s; {args.n:,} payments, "
               f"{n_ent:,} ledger entries, 1 outbox event, total {run['total']} yuan)")
         print(f"  peak RSS of this process: {rss_peak:.0f} MiB (before the run: {rss_before:.0f} MiB)")

@@ -49,20 +49,23 @@ from services.eligibility.cases import CaseService  # noqa: E402
 from services.eligibility.domain.changes import fen  # noqa: E402
 from services.eligibility.domain.inputs import compact_household, household_from_json  # noqa: E402
 from services.eligibility.domain.rules import AssessmentRequest, assess  # noqa: E402
+from services.eligibility.models import person_vault  # noqa: E402
 from services.eligibility.policies import PolicyService, today  # noqa: E402
 from services.eligibility.reevaluation import ReevaluationService  # noqa: E402
 from services.eligibility.settings import Settings  # noqa: E402
 from shared.auth import Principal  # noqa: E402
 from shared.messaging.inprocess import InProcessBus  # noqa: E402
 from shared.migrations import upgrade_head_async  # noqa: E402
+from shared.pii import PersonVault  # noqa: E402
 from shared.runtime import ServiceRuntime  # noqa: E402
 
 COUNTY = "522701000000"
 OFFICER = Principal(sub="bench-officer", role="county_civil_affairs", region=COUNTY, name="基准测试")
+VAULT = PersonVault(Settings().data_encryption_key, person_vault)
 BENEFIT_COLS = ("case_id", "region_code", "program", "area", "status", "outcome", "monthly_fen", "exit_until",
                 "covered", "applicant_person_id", "overridden", "review_needed", "decision_id", "policy_version",
                 "updated_at")
-HOUSEHOLD_COLS = ("case_id", "household", "household_ref")
+HOUSEHOLD_COLS = ("case_id", "household", "household_ref", "numbers_enc")
 
 
 def rss_mib(field: str = "VmRSS") -> float:
@@ -118,23 +121,29 @@ async def seed(conn: asyncpg.Connection, n: int, shapes: list, version: str) -> 
     for start in range(0, n, chunk):
         rows = []
         households = []
+        vault = []
         for i in range(start, min(n, start + chunk)):
             program, area, hh, cur, outcome, covered_idx = shapes[i % len(shapes)]
             village = i % 1000
             region = f"522701{1 + village // 50:03d}{1 + village % 50:03d}"
             members = []
             ids = []
+            numbers = {}
             for k, m in enumerate(hh["members"]):
-                pid = f"5227{i:010d}{k:02d}0X"[:18]
-                ids.append(pid)
-                members.append({**m, "person_id": pid})
+                # eligibility stores person keys (shared/pii.py), the numbers encrypted in the vault
+                sealed = VAULT.seal(f"5227{i:010d}{k:02d}0X"[:18])
+                vault.append((sealed["person_key"], sealed["person_enc"]))
+                numbers[sealed["person_key"]] = f"5227{i:010d}{k:02d}0X"[:18]
+                ids.append(sealed["person_key"])
+                members.append({**m, "person_id": sealed["person_key"]})
             household = {**hh, "members": members}
             case_id = str(uuid.UUID(int=i + 1))
             rows.append((case_id, region, program, area, "active", outcome, cur, None,
                          dumps([ids[j] for j in covered_idx]).decode(), ids[0], False, False, case_id, version, now))
-            households.append((case_id, dumps(household).decode(), case_id))
+            households.append((case_id, dumps(household).decode(), case_id, VAULT.seal_numbers(case_id, numbers)))
         await conn.copy_records_to_table("benefits", records=rows, columns=BENEFIT_COLS)
         await conn.copy_records_to_table("benefit_households", records=households, columns=HOUSEHOLD_COLS)
+        await conn.copy_records_to_table("person_vault", records=vault, columns=["person_key", "person_enc"])
     await conn.execute("VACUUM ANALYZE benefits")
     await conn.execute("VACUUM ANALYZE benefit_households")
     return time.perf_counter() - t0

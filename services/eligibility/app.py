@@ -109,6 +109,6 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None,
     app.state.cases = cases
     app.state.policies = policies
     app.state.assessments = AssessmentService(policies)
-    app.state.decisions = DecisionService(runtime, policies)
+    app.state.decisions = DecisionService(runtime, policies, cases.persons)
     app.state.reevaluations = reevaluations
     return app

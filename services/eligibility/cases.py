@@ -26,6 +26,7 @@ from shared.events.intake import ApplicationSubmitted
 from shared.messaging.envelope import Envelope
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.money import format_yuan
+from shared.pii import PersonVault, swap
 from shared.privacy import present_id
 from shared.runtime import ServiceRuntime
 
@@ -35,7 +36,7 @@ from services.eligibility.domain.changes import marginal_band
 from services.eligibility.domain.inputs import request_from_json, request_json
 from services.eligibility.domain.means_test import SOURCE_LABELS, Fact, apply_facts, required_sources
 from services.eligibility.domain.rules import InvalidRequest, assess
-from services.eligibility.models import benefits, case_facts, cases
+from services.eligibility.models import benefits, case_facts, cases, person_vault
 from services.eligibility.policies import PolicyService, today
 from services.eligibility.schemas import FactIn
 from services.eligibility.settings import Settings
@@ -75,6 +76,7 @@ class CaseService:
         self.runtime = runtime
         self.settings = settings or Settings()
         self.policies = policies or PolicyService(runtime, self.settings)
+        self.persons = PersonVault(self.settings.data_encryption_key, person_vault)
         self.wake: Callable[[], None] = lambda: None
         self.reevaluate_case: Any = None  # set by the composition root (ReevaluationService.reevaluate_case)
 
@@ -92,16 +94,25 @@ class CaseService:
         existing = set((await tx.session.execute(
             sa.select(cases.c.application_id).where(cases.c.application_id.in_(ids)))).scalars())
         now = utcnow()
-        rows: list[dict[str, Any]] = []
+        todo: list[tuple[Envelope, ApplicationSubmitted]] = []
         for env, data in events:
             if data.application_id in existing:
                 continue  # the same application re-sent under a new event id: still one case
             existing.add(data.application_id)
+            todo.append((env, data))
+        if not todo:
+            return
+        # from here on the cases know their people by key; the numbers go to the vault
+        households = [data.household.model_dump(mode="json") for _, data in todo]
+        keys = await self.persons.keep(tx.session, [m["person_id"] for h in households for m in h["members"]]
+                                       + [data.applicant_person_id for _, data in todo])
+        rows: list[dict[str, Any]] = []
+        for (env, data), household in zip(todo, households):
             case_id = str(uuid.uuid4())
             rows.append(dict(
                 id=case_id, application_id=data.application_id, channel=data.channel, program=data.program,
                 region_code=data.region_code, handling_region_code=data.handling_region_code, area=data.area,
-                applicant_person_id=data.applicant_person_id, household=data.household.model_dump(mode="json"),
+                applicant_person_id=keys[data.applicant_person_id], household=swap(household, keys),
                 hardship=data.hardship.model_dump(mode="json") if data.hardship else None, status="verifying",
                 received_at=data.received_at, opened_at=now, updated_at=now,
                 pending_sources=list(required_sources(data.program)), verification={}, next_check_at=now,
@@ -115,8 +126,6 @@ class CaseService:
                 applicant_person_id=data.applicant_person_id, household_size=len(data.household.members),
                 received_at=data.received_at, opened_at=now), subject=data.application_id,
                 correlation_id=env.correlation_id)
-        if not rows:
-            return
         for same in _by_columns(rows):
             await tx.session.execute(cases.insert(), same)
         if any(r["status"] == "verifying" for r in rows):
@@ -154,6 +163,9 @@ class CaseService:
                         else required_sources(row["program"]))
             # A source recorded meanwhile (by a clerk) keeps its entry: late answers are not applied.
             answers = [a for a in answers if a["source"] in still]
+            # partners answer by number; the facts are stored by person key
+            answers = [{**a, "monthly_incomes": {self.persons.key(k): v for k, v in a["monthly_incomes"].items()}}
+                       for a in answers]
             failures = {k: v for k, v in failures.items() if k in still}
             not_configured = [k for k in not_configured if k in still]
             for a in answers:
@@ -187,14 +199,15 @@ class CaseService:
             row = await lock_case(tx.session, case_id)
             if row is None or not visible(principal, row):
                 raise NotFound(f"case {case_id} not found")
-            members = {m["person_id"] for m in row["household"]["members"]}
+            members = {m["person_id"] for m in row["household"]["members"]}  # person keys
+            incomes = {self.persons.key(pid): v for pid, v in body.monthly_incomes.items()}
             bad = [{"field": f"monthly_incomes.{present_id(pid, '')}", "message": "not a member of this case's household"}
-                   for pid in body.monthly_incomes if pid not in members]
+                   for pid in body.monthly_incomes if self.persons.key(pid) not in members]
             if bad:
                 raise InvalidInput("; ".join(e["field"] + ": " + e["message"] for e in bad), errors=bad)
             origin = "partner" if principal.role == "partner_system" else "manual"
             await self._insert_fact(tx.session, case_id, body.source, origin, body.assets_within_limits,
-                                    body.monthly_incomes, body.summary, body.reference, actor, now)
+                                    incomes, body.summary, body.reference, actor, now)
             log = dict(row["verification"] or {})
             log[body.source] = {"state": "answered", "detail": body.summary, "at": now.isoformat(),
                                 "attempts": int(log.get(body.source, {}).get("attempts", 0)), "origin": origin,
@@ -303,6 +316,9 @@ class CaseService:
             fact_rows = (await s.execute(sa.select(case_facts).where(case_facts.c.case_id == case_id)
                                          .order_by(case_facts.c.seq))).mappings().all()
             benefit = (await s.execute(sa.select(benefits).where(benefits.c.case_id == case_id))).mappings().first()
+            # the view is built from the numbers (shown or masked by role), decrypted in memory
+            row, fact_rows, benefit = await self.persons.plain(
+                s, dict(row), [dict(f) for f in fact_rows], None if benefit is None else dict(benefit))
         role = principal.role
         show = lambda pid: present_id(pid, role)  # noqa: E731
         facts = [Fact(r["source"], r["assets_within_limits"],

@@ -23,6 +23,7 @@ from shared.auth import Principal
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.events.eligibility import DecisionMade
 from shared.money import format_yuan
+from shared.pii import PersonVault
 from shared.privacy import FULL_ID_ROLES, present_id
 from shared.runtime import ServiceRuntime
 
@@ -70,9 +71,10 @@ def _yuan(f: int | None) -> str | None:
 
 
 class DecisionService:
-    def __init__(self, runtime: ServiceRuntime, policies: PolicyService) -> None:
+    def __init__(self, runtime: ServiceRuntime, policies: PolicyService, persons: PersonVault) -> None:
         self.runtime = runtime
         self.policies = policies
+        self.persons = persons  # stored rows hold person keys (shared/pii.py)
 
     # -- decide --------------------------------------------------------------------------------
     async def decide(self, case_id: str, body: DecisionIn, principal: Principal) -> dict[str, Any]:
@@ -103,7 +105,10 @@ class DecisionService:
             proposal: dict[str, Any] = row["proposal"]
             program = row["program"]
             inputs: dict[str, Any] = row["proposal_inputs"]
-            members = [m["person_id"] for m in inputs["household"]["members"]]
+            members = [m["person_id"] for m in inputs["household"]["members"]]  # person keys
+            if body.covered_person_ids is not None:  # the officer names people by number
+                body = body.model_copy(update={"covered_person_ids": [self.persons.key(p)
+                                                                      for p in body.covered_person_ids]})
             _, policy, _ = await self.policies.resolved(inputs["region_code"], row["proposal_as_of"],
                                                        session=tx.session)
             final = self._final(body, program, proposal, members, policy)
@@ -141,6 +146,8 @@ class DecisionService:
                 staged_payments=[format_yuan(s) for s in final["staged"]] if final["staged"] else None,
                 pay_first=final["pay_first"], decided_at=now, decided_by_sub=principal.sub,
                 decided_by_name=principal.name, decided_by_role=principal.role))
+            # the event carries the numbers (payments and monitoring need them): from the vault
+            numbers = await self.persons.reveal(tx.session, [row["applicant_person_id"], *members])
             if program in ("dibao", "tekun") and outcome in PAID:
                 await tx.session.execute(benefits.insert().values(
                     case_id=case_id, region_code=inputs["region_code"], program=program, area=row["area"],
@@ -150,14 +157,16 @@ class DecisionService:
                     review_needed=False, decision_id=decision_id, policy_version=row["proposal_policy_version"],
                     updated_at=now))
                 await tx.session.execute(benefit_households.insert().values(
-                    case_id=case_id, household=inputs["household"], household_ref=decision_id))
+                    case_id=case_id, household=inputs["household"], household_ref=decision_id,
+                    numbers_enc=self.persons.seal_numbers(case_id, numbers)))
             await tx.session.execute(sa.update(cases).where(cases.c.id == case_id).values(
                 status="decided", decision_id=decision_id, updated_at=now))
             tx.emit(DecisionMade(
                 decision_id=decision_id, case_id=case_id, application_id=row["application_id"], program=program,
                 channel=row["channel"], region_code=row["region_code"],
-                handling_region_code=row["handling_region_code"], applicant_person_id=row["applicant_person_id"],
-                covered_person_ids=final["covered"], outcome=outcome, monthly_amount=final["monthly"],
+                handling_region_code=row["handling_region_code"],
+                applicant_person_id=numbers[row["applicant_person_id"]],
+                covered_person_ids=[numbers[p] for p in final["covered"]], outcome=outcome, monthly_amount=final["monthly"],
                 one_time_amount=final["one_time"], approval_level=level, exit_months=final["exit_months"],
                 effective_from=decided_on, policy_version=row["proposal_policy_version"],
                 received_at=row["received_at"], decided_at=now, decided_by=principal.sub,
@@ -251,6 +260,8 @@ class DecisionService:
 
     async def get(self, decision_id: str, principal: Principal) -> dict[str, Any]:
         row, case = await self._load(decision_id, principal)
+        async with self.runtime.session_factory() as s:
+            row, case = await self.persons.plain(s, dict(row), dict(case))
         return self._view(row, case, principal.role)
 
     def _view(self, row: Mapping[str, Any], case: Mapping[str, Any], role: str) -> dict[str, Any]:
@@ -306,6 +317,8 @@ class DecisionService:
         now_res, now_policy = self.policies.resolve_in(snap, inputs["region_code"], as_of)
         later = sorted({v for v in now_res.sources.values()} - {v for v in res.sources.values()})
         role = principal.role
+        async with self.runtime.session_factory() as s:  # compared on keys above, shown with numbers
+            stored, replayed = await self.persons.plain(s, stored, replayed)
         return {
             "decision_id": row["id"], "kind": row["kind"], "case_id": row["case_id"], "as_of": as_of.isoformat(),
             "policy_seq": row["policy_seq"],

@@ -15,14 +15,25 @@
 The hash-chained audit trail (``audit_log``) is the kernel's (shared/audit.py).
 
 Money columns are integer fen (exact on both SQLite and PostgreSQL).
+
+Persons are stored by their *key* (shared/pii.py: the keyed hash of the 身份证号, 64 hex
+characters), never by the number: ``applicant_person_id``, every ``person_id`` inside the
+household JSON, the covered lists, the traces' breakdowns and the facts' income maps all hold
+keys (the engine treats a person id as an opaque label, so it computes on keys unchanged). The
+numbers are in ``person_vault`` (AES-GCM), decrypted only for responses, events and the
+partners' means-test requests (migration 0004pii).
 """
 from __future__ import annotations
 
 import sqlalchemy as sa
 
 from shared.db import BigIntPK, UTCDateTime
+from shared.pii import KEY_LENGTH, vault_table
 
 metadata = sa.MetaData()
+
+# the encrypted numbers behind the person keys (shared/pii.py)
+person_vault = vault_table(metadata)
 
 cases = sa.Table(
     "cases", metadata,
@@ -33,7 +44,7 @@ cases = sa.Table(
     sa.Column("region_code", sa.String(12), nullable=False, index=True),
     sa.Column("handling_region_code", sa.String(12), nullable=False, index=True),
     sa.Column("area", sa.String(8), nullable=False),
-    sa.Column("applicant_person_id", sa.String(18), nullable=False, index=True),
+    sa.Column("applicant_person_id", sa.String(KEY_LENGTH), nullable=False, index=True),
     sa.Column("household", sa.JSON, nullable=False),
     sa.Column("hardship", sa.JSON, nullable=True),
     sa.Column("status", sa.String(32), nullable=False),
@@ -134,7 +145,7 @@ benefits = sa.Table(
     sa.Column("monthly_fen", sa.BigInteger, nullable=False),
     sa.Column("exit_until", sa.Date, nullable=True),
     sa.Column("covered", sa.JSON, nullable=False),
-    sa.Column("applicant_person_id", sa.String(18), nullable=False),
+    sa.Column("applicant_person_id", sa.String(KEY_LENGTH), nullable=False),
     sa.Column("overridden", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("review_needed", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("decision_id", sa.String(36), nullable=False),
@@ -151,6 +162,11 @@ benefit_households = sa.Table(
     sa.Column("case_id", sa.String(36), primary_key=True),
     sa.Column("household", sa.JSON, nullable=False),
     sa.Column("household_ref", sa.String(36), nullable=False),  # the decision whose inputs hold this household
+    # 0004pii: the numbers of the household's people ({person key: number}, the applicant's
+    # included) as one AES-GCM ciphertext bound to the case (shared/pii.py, household_numbers):
+    # a re-evaluation of a million benefits reads it with the household and decrypts it only
+    # for the changed ones' events, instead of a vault look-up per person
+    sa.Column("numbers_enc", sa.Text, nullable=False),
 )
 
 reevaluations = sa.Table(

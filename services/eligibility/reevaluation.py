@@ -80,7 +80,7 @@ DEC_COLS = ("id", "kind", "case_id", "reevaluation_id", "action", "outcome", "ch
 OUT_COLS = ("event_id", "topic", "key", "type", "payload", "created_at", "attempts")
 FETCH_COLS = ("b.case_id, b.region_code, b.program, b.area, b.status, b.outcome, b.monthly_fen, b.exit_until, "
               "CAST(h.household AS TEXT), h.household_ref, b.overridden, b.applicant_person_id, "
-              "CAST(b.covered AS TEXT)")
+              "CAST(b.covered AS TEXT), h.numbers_enc")
 
 
 def utcnow() -> datetime:
@@ -149,6 +149,8 @@ class Context:
     now: datetime
     correlation_id: str | None
     actor: audit.Actor
+    # (case id, benefit_households.numbers_enc) → {person key: number}: the events carry numbers
+    open_numbers: Callable[[str, str], Mapping[str, str]]
 
 
 @dataclass
@@ -195,10 +197,11 @@ def _compute(rows: list[Any], ctx: Context, policies: dict[str, Any]) -> BatchOu
     actor_sub, actor_name, actor_role = ctx.actor.sub, ctx.actor.name, ctx.actor.role
     trigger = ctx.trigger_text
     resolver = ctx.resolver
+    open_numbers = ctx.open_numbers
     changed: list[tuple[Any, ...]] = []
     for row in rows:
         (case_id, region, program, area, status, outcome, old_fen, old_until, hh_text, hh_ref, overridden,
-         applicant, covered_text) = row
+         applicant, covered_text, _numbers) = row
         policy = policies.get(region, False)
         if policy is False:
             policy = policies[region] = resolver(region)
@@ -219,7 +222,7 @@ def _compute(rows: list[Any], ctx: Context, policies: dict[str, Any]) -> BatchOu
     ids = uuid7s(2 * len(changed))
     dec_append, out_append, upd_append = out.decisions.append, out.outbox.append, out.updates.append
     for k, ((case_id, region, program, area, status, outcome, old_fen, old_until, hh_text, hh_ref, overridden,
-             applicant, covered_text), ev, version) in enumerate(changed):
+             applicant, covered_text, numbers_enc), ev, version) in enumerate(changed):
         change = ev.change
         counts[_COUNTER[change]] += 1  # type: ignore[index]
         a = ev.assessment
@@ -241,11 +244,15 @@ def _compute(rows: list[Any], ctx: Context, policies: dict[str, Any]) -> BatchOu
             decision_id, "reevaluation", case_id, job, action, a.outcome, change, None if stop else ev.new_fen,
             None, old_fen, a.approval_level, a.exit_months, until, covered_json, as_of, as_of, version, None, seq,
             inputs, trace_json(a), False, reason, None, None, False, now, actor_sub, actor_name, actor_role))
+        # rows hold person keys; the event carries the numbers: the household's sealed numbers are
+        # read with it and decrypted here, for changed benefits only (one decryption each)
+        numbers = open_numbers(case_id, numbers_enc)
         out_append((event_id, BENEFIT_TOPIC, case_id, BENEFIT_TYPE, dumps({
             "id": event_id, "type": BENEFIT_TYPE, "version": 1, "source": "eligibility", "subject": case_id,
             "time": now_s, "correlation_id": cid, "data": {
-                "case_id": case_id, "program": program, "region_code": region, "applicant_person_id": applicant,
-                "covered_person_ids": covered, "change": change, "old_monthly_amount": old_amount,
+                "case_id": case_id, "program": program, "region_code": region,
+                "applicant_person_id": numbers[applicant], "covered_person_ids": [numbers[p] for p in covered],
+                "change": change, "old_monthly_amount": old_amount,
                 "new_monthly_amount": new_amount, "effective_from": as_of_s, "exit_until": until_s,
                 "policy_version": version, "reason": reason}}), now, 0))
         upd_append((case_id, ev.status, "denied" if stop else a.outcome, old_fen if stop else ev.new_fen, until,
@@ -257,6 +264,7 @@ def _compute(rows: list[Any], ctx: Context, policies: dict[str, Any]) -> BatchOu
 
 
 # ----------------------------------------------------------------------------- batch I/O
+
 
 async def _pg_fetch(raw: Any, lo: str, hi: str, cursor: tuple[str, str], limit: int) -> list[Any]:
     return await raw.fetch(
@@ -406,7 +414,8 @@ class ReevaluationService:
             ctx = Context(job_id=job_id, action="policy", trigger_text=trigger, as_of=as_of, policy_seq=seq,
                           resolver=lambda region: self.policies.resolve_in(snap, region, as_of, max_seq=seq)[1],
                           now=utcnow(), correlation_id=job["correlation_id"],
-                          actor=audit.Actor(f"system:reevaluation/{job_id}", "re-evaluation job", "system"))
+                          actor=audit.Actor(f"system:reevaluation/{job_id}", "re-evaluation job", "system"),
+                          open_numbers=self.cases.persons.open_numbers)
             cursor = (job["cursor_region"] or lo, job["cursor_case"] or "")
             if self._pg:
                 await self._pg_lanes(ctx, lo, hi, cursor)
@@ -598,6 +607,7 @@ class ReevaluationService:
             decided_at=now, decided_by_sub=actor.sub, decided_by_name=actor.name, decided_by_role=actor.role))
         await s.execute(sa.update(benefit_households).where(benefit_households.c.case_id == case_row["id"])
                         .values(household=mt.household, household_ref=decision_id))
+        numbers = await self.cases.persons.reveal(s, [b["applicant_person_id"], *covered])  # for the event
         values: dict[str, Any] = {"updated_at": now}
         if review:
             values["review_needed"] = True
@@ -607,7 +617,8 @@ class ReevaluationService:
                           decision_id=decision_id, policy_version=policy.version_id, covered=covered)
             tx.emit(BenefitChanged(
                 case_id=case_row["id"], program=b["program"], region_code=b["region_code"],
-                applicant_person_id=b["applicant_person_id"], covered_person_ids=covered, change=change,
+                applicant_person_id=numbers[b["applicant_person_id"]], covered_person_ids=[numbers[p] for p in covered],
+                change=change,
                 old_monthly_amount=Decimal(b["monthly_fen"]).scaleb(-2),
                 new_monthly_amount=None if change == "stop" else Decimal(ev.new_fen).scaleb(-2),
                 effective_from=as_of, exit_until=ev.until, policy_version=policy.version_id, reason=reason),

@@ -150,7 +150,11 @@ class VerificationWorker:
             pending = list(required_sources(row["program"]))
         to_call = [s for s in pending if self.client.configured(s)]
         not_configured = [s for s in pending if not self.client.configured(s)]
-        persons = [{"person_id": m["person_id"], "name": m.get("name")} for m in row["household"]["members"]]
+        # the partners are asked by number: from the vault, in memory only
+        async with self.runtime.session_factory() as s:
+            numbers = await self.cases.persons.reveal(s, [m["person_id"] for m in row["household"]["members"]])
+        persons = [{"person_id": numbers.get(m["person_id"], m["person_id"]), "name": m.get("name")}
+                   for m in row["household"]["members"]]
         results = await asyncio.gather(*[
             self.client.ask(source, {"request_id": str(uuid.uuid4()), "case_id": row["id"], "source": source,
                                      "region_code": row["region_code"], "purpose": "低保经济状况核对",

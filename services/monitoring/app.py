@@ -14,6 +14,7 @@ from shared.calendar import WorkingCalendar, default_calendar, to_shanghai_date
 from shared.events.monitoring import PartnerEvent
 from shared.logging import get_logger
 from shared.messaging.bus import Bus
+from shared.pii import PersonVault
 from shared.runtime import ServiceRuntime, create_service_app
 
 from services.monitoring import api, consumers, dashboard
@@ -26,6 +27,7 @@ from services.monitoring.ops import OpsService
 from services.monitoring.partners import PartnerDirectory, PartnerService
 from services.monitoring.register import RegisterService
 from services.monitoring.reports import ReportService
+from services.monitoring.models import person_vault
 from services.monitoring.settings import Settings
 from services.monitoring.warnings import WarningService
 
@@ -82,10 +84,11 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None,
     rules = load_rules()
     reference_lines = load_reference_lines()
     directory = PartnerDirectory.load(settings.partner_keys, settings.partner_types)
+    persons = PersonVault(settings.data_encryption_key, person_vault)  # rows hold person keys (shared/pii.py)
     engine = ComparisonEngine(rules, calendar, medical_threshold=settings.medical_expense_threshold,
-                              service=settings.service_name)
+                              service=settings.service_name, persons=persons)
     indicators = IndicatorService(runtime, clock)
-    register = RegisterService(runtime, clock=clock, marginal_multiplier=settings.marginal_multiplier)
+    register = RegisterService(runtime, persons, clock=clock, marginal_multiplier=settings.marginal_multiplier)
     partners = PartnerService(runtime, engine, directory, reference_lines,
                               max_age_s=settings.partner_signature_max_age_s, clock=clock)
     files = ComparisonFileService(runtime, engine, partners, directory, reference_lines, clock=clock,
@@ -102,7 +105,7 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None,
     app.state.register = register
     app.state.partners = partners
     app.state.files = files
-    app.state.warnings = warnings_service = WarningService(runtime, rules, clock=clock)
+    app.state.warnings = warnings_service = WarningService(runtime, rules, persons, clock=clock)
     runtime.scan = lambda: warnings_service.escalate_overdue(to_shanghai_date(clock()), actor="periodic")
     app.state.reports = ReportService(indicators, clock)
     app.state.ops = OpsService(runtime, clock)

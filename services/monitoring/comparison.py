@@ -30,6 +30,7 @@ from shared.calendar import WorkingCalendar, to_shanghai_date
 from shared.events.monitoring import PersonDied, WarningRaised
 from shared.logging import correlation_id_var
 from shared.messaging.unit_of_work import UnitOfWork
+from shared.pii import PersonVault
 
 from services.monitoring.domain.rules import TRIGGER_RULES, WarningRules
 from services.monitoring.models import partner_records, register, register_history, reporting_units, warnings
@@ -54,7 +55,10 @@ def dialect_insert(session: AsyncSession, table: sa.Table) -> Any:
 
 class ComparisonEngine:
     def __init__(self, rules: WarningRules, calendar: WorkingCalendar, *, medical_threshold: Decimal,
-                 service: str = "monitoring") -> None:
+                 service: str = "monitoring", persons: PersonVault) -> None:
+        # person_id columns (partner records, register, warnings) hold person keys: the joins
+        # below compare keys; the numbers come from the vault only for the events
+        self.persons = persons
         self.rules = rules
         self.calendar = calendar
         self.threshold = medical_threshold
@@ -251,7 +255,8 @@ class ComparisonEngine:
             await tx.flush()  # keep the outbox in emit order: earlier emits first
             await self._emit_pg(s, new, source=source, warning_events=warning_events)
             return
-        rows = (await s.execute(sa.select(W).where(new).order_by(W.c.id))).mappings().all()
+        rows = await self.persons.rows_with_numbers(
+            s, (await s.execute(sa.select(W).where(new).order_by(W.c.id))).mappings().all(), "person_id")
         for w in rows:
             if w["kind"] == "death":
                 tx.emit(PersonDied(person_id=w["person_id"], date_of_death=w["occurred_on"], source=source,
@@ -273,35 +278,41 @@ class ComparisonEngine:
         is the envelope ``shared.messaging.envelope.Envelope`` would write."""
         compiled = new.compile(dialect=s.bind.dialect, compile_kwargs={"literal_binds": True})
         cid = correlation_id_var.get()
+        # the events carry the number: key → number pairs from the vault, joined in as parameters
+        people = (await s.execute(sa.text(f"SELECT DISTINCT person_id FROM warnings WHERE {compiled}"
+                                          + ("" if warning_events else " AND warnings.kind = 'death'")))).scalars()
+        numbers = await self.persons.reveal(s, people)
+        # (a key missing from the vault stays on the event as it is: its consumer dead-letters it, visibly)
+        vault = "LEFT JOIN unnest(CAST(:keys AS text[]), CAST(:numbers AS text[])) AS n(k, number) ON n.k = warnings.person_id"
         raised = f"""
             INSERT INTO outbox (event_id, topic, key, type, payload, created_at, attempts)
-            SELECT e.eid::text, 'monitoring.warning', e.person_id, '{WarningRaised.TYPE}',
+            SELECT e.eid::text, 'monitoring.warning', e.person, '{WarningRaised.TYPE}',
                    convert_to(json_build_object(
                        'id', e.eid::text, 'type', '{WarningRaised.TYPE}', 'version', {WarningRaised.VERSION},
-                       'source', CAST(:service AS text), 'subject', e.person_id, 'time', now(), 'correlation_id', CAST(:cid AS text),
+                       'source', CAST(:service AS text), 'subject', e.person, 'time', now(), 'correlation_id', CAST(:cid AS text),
                        'data', json_build_object(
                            'warning_id', e.id, 'rule', e.rule, 'kind', e.kind, 'level', e.level,
-                           'person_id', e.person_id, 'region_code', e.region_code, 'due_on', e.due_on,
+                           'person_id', e.person, 'region_code', e.region_code, 'due_on', e.due_on,
                            'due_provisional', e.due_provisional, 'raised_at', e.raised_at,
                            'source_type', e.source_type))::text, 'UTF8'),
                    now(), 0
-            FROM (SELECT gen_random_uuid() AS eid, warnings.* FROM warnings WHERE {compiled}
+            FROM (SELECT gen_random_uuid() AS eid, warnings.*, coalesce(n.number, warnings.person_id) AS person FROM warnings {vault} WHERE {compiled}
                   ORDER BY warnings.id) AS e
             ORDER BY e.id"""
         died = f"""
             INSERT INTO outbox (event_id, topic, key, type, payload, created_at, attempts)
-            SELECT e.eid::text, 'monitoring.person', e.person_id, '{PersonDied.TYPE}',
+            SELECT e.eid::text, 'monitoring.person', e.person, '{PersonDied.TYPE}',
                    convert_to(json_build_object(
                        'id', e.eid::text, 'type', '{PersonDied.TYPE}', 'version', {PersonDied.VERSION},
-                       'source', CAST(:service AS text), 'subject', e.person_id, 'time', now(), 'correlation_id', CAST(:cid AS text),
+                       'source', CAST(:service AS text), 'subject', e.person, 'time', now(), 'correlation_id', CAST(:cid AS text),
                        'data', json_build_object(
-                           'person_id', e.person_id, 'date_of_death', e.occurred_on, 'source', CAST(:source AS text),
+                           'person_id', e.person, 'date_of_death', e.occurred_on, 'source', CAST(:source AS text),
                            'reported_at', e.raised_at))::text, 'UTF8'),
                    now(), 0
-            FROM (SELECT gen_random_uuid() AS eid, warnings.* FROM warnings WHERE {compiled} AND warnings.kind = 'death'
-                  ORDER BY warnings.id) AS e
+            FROM (SELECT gen_random_uuid() AS eid, warnings.*, coalesce(n.number, warnings.person_id) AS person FROM warnings {vault}
+                  WHERE {compiled} AND warnings.kind = 'death' ORDER BY warnings.id) AS e
             ORDER BY e.id"""
-        params = {"service": self.service, "cid": cid}
+        params = {"service": self.service, "cid": cid, "keys": list(numbers), "numbers": list(numbers.values())}
         await s.execute(sa.text(died), params | {"source": source})
         if warning_events:
             await s.execute(sa.text(raised), params)

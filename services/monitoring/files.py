@@ -17,6 +17,7 @@ from shared.errors import Forbidden, InvalidInput, NotFound, ProblemError
 from shared.events.monitoring import ComparisonCompleted
 from shared.logging import get_logger
 from shared.messaging.unit_of_work import UnitOfWork
+from shared.pii import PersonVault
 from shared.runtime import ServiceRuntime
 
 from services.monitoring import audit
@@ -70,8 +71,13 @@ class _Sink:
     after the rows."""
 
     def __init__(self, tx: UnitOfWork, file_id: str, partner_id: str, now: datetime, *, batch_rows: int,
-                 max_errors: int) -> None:
+                 max_errors: int, persons: PersonVault) -> None:
         self.tx = tx
+        # rows are stored under the person key; the numbers of poverty-monitoring people (who may
+        # enter the register or get a coverage-gap warning) are kept in the vault at the end
+        self.key = persons.key
+        self.persons = persons
+        self.newcomers: list[str] = []
         self.file_id = file_id
         self.partner_id = partner_id
         self.now = now
@@ -90,13 +96,16 @@ class _Sink:
 
     def add(self, row_no: int, rec: Record) -> None:
         self.ok += 1
+        person = self.key(rec.person_id)
+        if rec.type == "poverty_monitoring":
+            self.newcomers.append(rec.person_id)
         if self.pg:
             ref = rec.reference
             day = self._iso.get(rec.occurred_on)
             if day is None:
                 day = self._iso[rec.occurred_on] = rec.occurred_on.isoformat()
             self.lines.append(
-                f"{self._head}{row_no}{self._mid}{rec.type},{rec.person_id},{day},"
+                f"{self._head}{row_no}{self._mid}{rec.type},{person},{day},"
                 f"{'' if rec.amount is None else rec.amount},{'' if rec.grade is None else rec.grade},"
                 f"{rec.category or ''},{rec.region_code or ''},"
                 f"{'' if rec.monthly_per_capita_income is None else rec.monthly_per_capita_income},"
@@ -104,7 +113,7 @@ class _Sink:
                 f"{'' if ref is None else _csv_field(ref)}{self._tail}")
         else:
             amount = rec.amount if rec.amount is None or isinstance(rec.amount, Decimal) else Decimal(rec.amount)
-            self.rows.append((self.file_id, row_no, "file", self.partner_id, rec.type, rec.person_id, rec.occurred_on,
+            self.rows.append((self.file_id, row_no, "file", self.partner_id, rec.type, person, rec.occurred_on,
                               amount, rec.grade, rec.category, rec.region_code, rec.monthly_per_capita_income,
                               rec.labor_capacity, rec.looks_eligible, rec.reference, self.now))
 
@@ -175,7 +184,8 @@ class ComparisonFileService:
                 id=file_id, kind=kind, format=fmt, filename=(filename or "")[:200] or None, partner_id=partner_id,
                 uploaded_by=principal.sub, uploaded_by_role=principal.role, region_code=principal.region,
                 status="processing", started_at=now))
-            sink = _Sink(tx, file_id, partner_id, now, batch_rows=self.batch_rows, max_errors=self.max_errors)
+            sink = _Sink(tx, file_id, partner_id, now, batch_rows=self.batch_rows, max_errors=self.max_errors,
+                         persons=self.engine.persons)
             blocks = (self._read_csv if fmt == "csv" else self._read_jsonl)(parser, hashed, sink)
             try:
                 if sink.pg:
@@ -188,6 +198,7 @@ class ComparisonFileService:
             except StreamTooLong as exc:
                 raise InvalidInput.field("file", str(exc)) from None
             await sink.flush_errors()
+            await self.engine.persons.keep(tx.session, sink.newcomers)
             if nonce is not None:
                 self.partners.authenticate(principal, headers, hashed.sha.hexdigest())
                 await self.partners.consume_nonce(tx, partner_id, nonce, now)

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from shared.auth import Principal, ensure_region, region_prefix
 from shared.calendar import to_shanghai_date
+from shared.crypto import cipher_for
 from shared.db import insert_ignore
 from shared.events.eligibility import CaseOpened
 from shared.events.intake import ApplicationDeadline, ZeroReportFiled
@@ -84,11 +85,12 @@ class IndicatorService:
 
     async def on_recovery_flagged(self, tx: UnitOfWork, env: Envelope, data: PaymentFlaggedForRecovery) -> None:
         s = tx.session
+        person = cipher_for(self.runtime.settings.data_encryption_key).index(data.person_id)  # rows hold keys
         region = await s.scalar(sa.select(register_history.c.region_code)
-                                .where(register_history.c.person_id == data.person_id)
+                                .where(register_history.c.person_id == person)
                                 .order_by(register_history.c.id.desc()).limit(1))
         await insert_ignore(s, recoveries, {
-            "payment_id": data.payment_id, "person_id": data.person_id, "region_code": region,
+            "payment_id": data.payment_id, "person_id": person, "region_code": region,
             "amount": data.amount, "paid_on": data.paid_on, "date_of_death": data.date_of_death,
             "flagged_on": to_shanghai_date(self.clock())})
 

@@ -1,14 +1,23 @@
 """Monitoring's own tables: the 7-category register and its history (M1), partner records and
 comparison files (M2), warnings (M3–M6), potential cases (M5) and the facts indicators and
-reports are computed from (I4, I5, P3, P4, T3)."""
+reports are computed from (I4, I5, P3, P4, T3).
+
+Every ``person_id`` column holds the person *key* (shared/pii.py: the keyed hash of the
+身份证号, 64 hex characters), never the number: joins and look-ups (the comparison's register
+join included) compare keys. The numbers are in ``person_vault`` (AES-GCM), read only to show
+a person to staff and to put the number on an event (migration 0005pii)."""
 from __future__ import annotations
 
 import sqlalchemy as sa
 
 from shared.db import BigIntPK, UTCDateTime
+from shared.pii import KEY_LENGTH, vault_table
 
 metadata = sa.MetaData()
 Money = sa.Numeric(14, 2)
+
+# the encrypted numbers behind the person keys (shared/pii.py)
+person_vault = vault_table(metadata)
 
 # I5: every new case with the door it came through, for the active-discovery share.
 new_cases = sa.Table(
@@ -24,7 +33,7 @@ new_cases = sa.Table(
 # M1: who is in which category now (one row per person and category).
 register = sa.Table(
     "register", metadata,
-    sa.Column("person_id", sa.String(18), primary_key=True),
+    sa.Column("person_id", sa.String(KEY_LENGTH), primary_key=True),
     sa.Column("category", sa.String(32), primary_key=True),
     sa.Column("region_code", sa.String(12), nullable=False),
     sa.Column("since", sa.Date, nullable=False),
@@ -39,7 +48,7 @@ sa.Index("ix_register_region_category", register.c.region_code, register.c.categ
 register_history = sa.Table(
     "register_history", metadata,
     sa.Column("id", BigIntPK, primary_key=True, autoincrement=True),
-    sa.Column("person_id", sa.String(18), nullable=False, index=True),
+    sa.Column("person_id", sa.String(KEY_LENGTH), nullable=False, index=True),
     sa.Column("category", sa.String(32), nullable=False),
     sa.Column("region_code", sa.String(12), nullable=False),
     sa.Column("action", sa.String(8), nullable=False),  # enter | leave
@@ -56,7 +65,7 @@ potential_cases = sa.Table(
     "potential_cases", metadata,
     sa.Column("id", BigIntPK, primary_key=True, autoincrement=True),
     sa.Column("dedupe_key", sa.String(120), nullable=False, unique=True),
-    sa.Column("person_id", sa.String(18), nullable=False, index=True),
+    sa.Column("person_id", sa.String(KEY_LENGTH), nullable=False, index=True),
     sa.Column("region_code", sa.String(12), nullable=False, index=True),
     sa.Column("case_id", sa.String(36), nullable=True),
     sa.Column("source", sa.String(32), nullable=False),  # denied_marginal | transferred
@@ -74,7 +83,7 @@ partner_records = sa.Table(
     sa.Column("channel", sa.String(8), nullable=False),  # api | kafka | file
     sa.Column("partner_id", sa.String(64), nullable=False),
     sa.Column("type", sa.String(32), nullable=False),
-    sa.Column("person_id", sa.String(18), nullable=False),
+    sa.Column("person_id", sa.String(KEY_LENGTH), nullable=False),
     sa.Column("occurred_on", sa.Date, nullable=False),
     sa.Column("amount", Money, nullable=True),
     sa.Column("grade", sa.SmallInteger, nullable=True),
@@ -139,7 +148,7 @@ warnings = sa.Table(
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("label", sa.String(32), nullable=False),
     sa.Column("level", sa.SmallInteger, nullable=False),
-    sa.Column("person_id", sa.String(18), nullable=False, index=True),
+    sa.Column("person_id", sa.String(KEY_LENGTH), nullable=False, index=True),
     sa.Column("region_code", sa.String(12), nullable=False),
     sa.Column("covered", sa.Boolean, nullable=False),
     sa.Column("source_type", sa.String(64), nullable=False),
@@ -233,7 +242,7 @@ recoveries = sa.Table(
     "recoveries", metadata,
     # payments' ids are up to 48 characters (payroll ids derive from kind, month and case)
     sa.Column("payment_id", sa.String(64), primary_key=True),
-    sa.Column("person_id", sa.String(18), nullable=False),
+    sa.Column("person_id", sa.String(KEY_LENGTH), nullable=False),
     sa.Column("region_code", sa.String(12), nullable=True, index=True),
     sa.Column("amount", Money, nullable=False),
     sa.Column("paid_on", sa.Date, nullable=False),
@@ -245,7 +254,7 @@ recoveries = sa.Table(
 tekun_visits = sa.Table(
     "tekun_visits", metadata,
     sa.Column("id", BigIntPK, primary_key=True, autoincrement=True),
-    sa.Column("person_id", sa.String(18), nullable=False, index=True),
+    sa.Column("person_id", sa.String(KEY_LENGTH), nullable=False, index=True),
     sa.Column("region_code", sa.String(12), nullable=False),
     sa.Column("visited_on", sa.Date, nullable=False),
     sa.Column("method", sa.String(8), nullable=False),  # visit | phone

@@ -173,6 +173,11 @@ class PartnerService:
                                  now: datetime) -> dict[str, Any]:
         values = record_values(event, channel=channel, partner_id=partner_id, now=now,
                                reference_lines=self.reference_lines)
+        # stored under the person key; a poverty-monitoring person may enter the register or get
+        # a coverage-gap warning, so their number is kept in the vault (others are matched only)
+        if event.type == "poverty_monitoring":
+            await self.engine.persons.keep(tx.session, [event.person_id])
+        values["person_id"] = self.engine.persons.key(event.person_id)
         rid = (await tx.session.execute(partner_records.insert().values(**values)
                                         .returning(partner_records.c.id))).scalar_one()
         batch = f"r:{rid}"

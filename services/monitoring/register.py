@@ -2,6 +2,7 @@
 history, M5 potential cases, and T3 visits to dispersed 特困 persons."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Callable
@@ -16,6 +17,7 @@ from shared.events.eligibility import BenefitChanged, DecisionMade
 from shared.events.intake import ApplicationTransferred
 from shared.messaging.envelope import Envelope
 from shared.messaging.unit_of_work import UnitOfWork
+from shared.pii import PersonVault
 from shared.privacy import present_id
 from shared.runtime import ServiceRuntime
 
@@ -30,9 +32,10 @@ R, H = register, register_history
 
 
 class RegisterService:
-    def __init__(self, runtime: ServiceRuntime, *, clock: Callable[[], datetime],
+    def __init__(self, runtime: ServiceRuntime, persons: PersonVault, *, clock: Callable[[], datetime],
                  marginal_multiplier: Decimal = Decimal("1.5")) -> None:
         self.runtime = runtime
+        self.persons = persons
         self.clock = clock
         self.marginal_multiplier = marginal_multiplier
 
@@ -41,6 +44,9 @@ class RegisterService:
                     source_ref: str) -> int:
         now = self.clock()
         applied = 0
+        # the rows hold person keys; the numbers go to the vault (shown to staff, put on events)
+        keys = await self.persons.keep(tx.session, [c.person_id for c in changes])
+        changes = [replace(c, person_id=keys[c.person_id]) for c in changes]
         for c in changes:
             current = (await tx.session.execute(sa.select(R).where(R.c.person_id == c.person_id,
                                                                    R.c.category == c.category))).mappings().first()
@@ -84,7 +90,7 @@ class RegisterService:
         await self.apply(tx, changes, region_code=data.region_code, source_type=data.TYPE, source_ref=env.id)
         if any(c.category == "marginal" and c.action == "enter" for c in changes):
             await insert_ignore(tx.session, potential_cases, {
-                "dedupe_key": f"decision:{data.decision_id}", "person_id": data.applicant_person_id,
+                "dedupe_key": f"decision:{data.decision_id}", "person_id": self.persons.key(data.applicant_person_id),
                 "region_code": data.region_code, "case_id": data.case_id, "source": "denied_marginal",
                 "reason": "低保申请未通过，家庭月人均收入在低保标准与边缘线之间（M5）", "since": data.effective_from,
                 "recorded_at": self.clock()})
@@ -95,8 +101,9 @@ class RegisterService:
 
     async def on_application_transferred(self, tx: UnitOfWork, env: Envelope, data: ApplicationTransferred) -> None:
         """转办 (I2, L5): not covered here, handed to another department — kept on file (M5)."""
+        person = (await self.persons.keep(tx.session, [data.applicant_person_id]))[data.applicant_person_id]
         await insert_ignore(tx.session, potential_cases, {
-            "dedupe_key": f"transfer:{data.application_id}", "person_id": data.applicant_person_id,
+            "dedupe_key": f"transfer:{data.application_id}", "person_id": person,
             "region_code": data.region_code, "case_id": None, "source": "transferred",
             "reason": f"转办 {data.department}: {data.reason}"[:300], "since": to_shanghai_date(data.transferred_at),
             "recorded_at": self.clock()})
@@ -114,6 +121,7 @@ class RegisterService:
             total = int(await s.scalar(sa.select(sa.func.count()).select_from(R).where(*where)) or 0)
             rows = (await s.execute(sa.select(R).where(*where).order_by(R.c.person_id, R.c.category)
                                     .offset((page - 1) * page_size).limit(page_size))).mappings().all()
+            rows = await self.persons.rows_with_numbers(s, rows, "person_id")
         return {"region_code": region_code, "category": category, "page": page, "page_size": page_size,
                 "total": total,
                 "items": [{"person_id": present_id(r["person_id"], principal.role), "category": r["category"],
@@ -129,9 +137,10 @@ class RegisterService:
         return {c: 0 for c in CATEGORIES} | {c: int(n) for c, n in rows}
 
     async def history(self, person_id: str, principal: Principal) -> dict[str, Any]:
+        key = self.persons.key(person_id)
         async with self.runtime.session_factory() as s:
-            rows = (await s.execute(sa.select(H).where(H.c.person_id == person_id).order_by(H.c.id))).mappings().all()
-            current = (await s.execute(sa.select(R).where(R.c.person_id == person_id))).mappings().all()
+            rows = (await s.execute(sa.select(H).where(H.c.person_id == key).order_by(H.c.id))).mappings().all()
+            current = (await s.execute(sa.select(R).where(R.c.person_id == key))).mappings().all()
         rows = [r for r in rows if region_covers(principal.region, r["region_code"])]
         if not rows:
             raise NotFound("person not found in the register")
@@ -147,14 +156,15 @@ class RegisterService:
                              "recorded_at": r["recorded_at"].isoformat()} for r in rows]}
 
     async def set_supply_mode(self, person_id: str, mode: str, principal: Principal) -> dict[str, Any]:
+        key = self.persons.key(person_id)
         async with self.runtime.uow() as tx:
-            row = (await tx.session.execute(sa.select(R).where(R.c.person_id == person_id, R.c.category == "tekun")
+            row = (await tx.session.execute(sa.select(R).where(R.c.person_id == key, R.c.category == "tekun")
                                             )).mappings().first()
             if row is None or not principal.covers(row["region_code"]):
                 raise NotFound("no 特困 person with this id in your region")
-            await tx.session.execute(R.update().where(R.c.person_id == person_id, R.c.category == "tekun")
+            await tx.session.execute(R.update().where(R.c.person_id == key, R.c.category == "tekun")
                                      .values(supply_mode=mode, updated_at=self.clock()))
-            await audit.record(tx.session, principal, "register.supply_mode_set", "person", person_id,
+            await audit.record(tx.session, principal, "register.supply_mode_set", "person", key,
                                {"from": row["supply_mode"], "to": mode})
         return {"person_id": present_id(person_id, principal.role), "supply_mode": mode}
 
@@ -167,6 +177,7 @@ class RegisterService:
                                                 R.c.category.in_(("dibao", "tekun"))).label("covered_now"))
                 .where(within(pc.c.region_code, region_prefix(region_code)), pc.c.id > after_id)
                 .order_by(pc.c.id).limit(limit))).mappings().all()
+            rows = await self.persons.rows_with_numbers(s, rows, "person_id")
         return {"rule": "M5", "region_code": region_code,
                 "items": [{"id": r["id"], "person_id": present_id(r["person_id"], principal.role),
                            "region_code": r["region_code"], "case_id": r["case_id"], "source": r["source"],
@@ -180,16 +191,17 @@ class RegisterService:
         now = self.clock()
         if visited_on > to_shanghai_date(now):
             raise InvalidInput.field("visited_on", "is in the future")
+        key = self.persons.key(person_id)
         async with self.runtime.uow() as tx:
-            row = (await tx.session.execute(sa.select(R).where(R.c.person_id == person_id, R.c.category == "tekun")
+            row = (await tx.session.execute(sa.select(R).where(R.c.person_id == key, R.c.category == "tekun")
                                             )).mappings().first()
             if row is None or not principal.covers(row["region_code"]):
                 raise InvalidInput.field("person_id", "is not a 特困 person in your region's register")
             vid = (await tx.session.execute(tekun_visits.insert().values(
-                person_id=person_id, region_code=row["region_code"], visited_on=visited_on, method=method, note=note,
+                person_id=key, region_code=row["region_code"], visited_on=visited_on, method=method, note=note,
                 visited_by=principal.sub, visited_by_name=principal.name, visited_by_role=principal.role,
                 recorded_at=now).returning(tekun_visits.c.id))).scalar_one()
-            await audit.record(tx.session, principal, "tekun.visited", "person", person_id,
+            await audit.record(tx.session, principal, "tekun.visited", "person", key,
                                {"visit_id": vid, "visited_on": visited_on.isoformat(), "method": method})
         return {"visit_id": vid, "rule": "T3", "person_id": present_id(person_id, principal.role),
                 "region_code": row["region_code"], "visited_on": visited_on.isoformat(), "method": method,

@@ -12,6 +12,7 @@ from shared.auth import Principal, county_of, ensure_region, region_prefix
 from shared.calendar import to_shanghai_date
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.events.monitoring import WarningClosed, WarningEscalated
+from shared.pii import PersonVault
 from shared.privacy import present_id
 from shared.runtime import ServiceRuntime
 
@@ -31,8 +32,10 @@ def _county(region_code: str) -> str:
 
 
 class WarningService:
-    def __init__(self, runtime: ServiceRuntime, rules: WarningRules, *, clock: Callable[[], datetime]) -> None:
+    def __init__(self, runtime: ServiceRuntime, rules: WarningRules, persons: PersonVault, *,
+                 clock: Callable[[], datetime]) -> None:
         self.runtime = runtime
+        self.persons = persons
         self.rules = rules
         self.clock = clock
 
@@ -79,7 +82,8 @@ class WarningService:
             q = q.where(W.c.kind == kind)
         async with self.runtime.session_factory() as s:
             rows = (await s.execute(q.order_by(W.c.id).limit(limit))).mappings().all()
-        return {"items": [self._out(w, principal, today) for w in rows],
+            shown = await self.persons.rows_with_numbers(s, rows, "person_id")
+        return {"items": [self._out(w, principal, today) for w in shown],
                 "next_after": rows[-1]["id"] if len(rows) == limit else None}
 
     async def get(self, warning_id: int, principal: Principal) -> dict[str, Any]:
@@ -93,6 +97,7 @@ class WarningService:
                                        .order_by(warning_actions.c.id))).mappings().all()
             categories = (await s.execute(sa.select(register.c.category).where(register.c.person_id == w["person_id"])
                                           )).scalars().all()
+            w = (await self.persons.rows_with_numbers(s, [w], "person_id"))[0]
         out = self._out(w, principal, today)
         out["categories"] = sorted(categories)
         out["trail"] = [{"action": "raised", "at": w["raised_at"].isoformat(), "actor": f"rule {w['rule']}",
@@ -129,9 +134,10 @@ class WarningService:
             await audit.record(tx.session, principal, "warning.closed", "warning", str(warning_id),
                                {"result": result, "note": note, "verified_on": str(verified_on or today),
                                 "rule": w["rule"], "kind": w["kind"]})
-            tx.emit(WarningClosed(warning_id=warning_id, rule=w["rule"], kind=w["kind"], person_id=w["person_id"],
+            person = await self.persons.reveal_one(tx.session, w["person_id"])  # the event carries the number
+            tx.emit(WarningClosed(warning_id=warning_id, rule=w["rule"], kind=w["kind"], person_id=person,
                                   region_code=w["region_code"], result=result, closed_at=now, closed_by=actor),
-                    subject=w["person_id"])
+                    subject=person)
         return await self.get(warning_id, principal)
 
     async def escalate_overdue(self, today: date, *, actor: str = "scan", region_code: str | None = None) -> dict[str, Any]:
@@ -143,13 +149,14 @@ class WarningService:
         escalated = []
         async with self.runtime.uow() as tx:
             rows = (await tx.session.execute(q.order_by(W.c.id).with_for_update(skip_locked=True))).mappings().all()
+            numbers = await self.persons.reveal(tx.session, {w["person_id"] for w in rows})
             for w in rows:
                 county = _county(w["region_code"])
                 await tx.session.execute(W.update().where(W.c.id == w["id"]).values(escalated_at=now, escalated_to=county))
                 escalated.append({"warning_id": w["id"], "escalated_to": county, "due_on": w["due_on"].isoformat()})
                 tx.emit(WarningEscalated(warning_id=w["id"], rule=w["rule"], kind=w["kind"], level=w["level"],
                                          region_code=w["region_code"], escalated_to=county, due_on=w["due_on"],
-                                         observed_on=today), subject=w["person_id"])
+                                         observed_on=today), subject=numbers.get(w["person_id"], w["person_id"]))
             if rows:
                 await audit.record(tx.session, f"scan:{actor}", "warnings.escalated", "warning_scan", today.isoformat(),
                                    {"warning_ids": [w["id"] for w in rows]})

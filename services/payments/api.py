@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from shared.auth import Principal, require_roles
 from shared.errors import Forbidden, InvalidInput, NotFound
 from shared.money import to_fen
+from shared.pii import looks_like_id
 
 from services.payments import ledger
 from services.payments.composition import Payments
@@ -172,13 +173,17 @@ async def ledger_verification(app: App, principal: CountyStaff) -> dict[str, Any
 
 
 @router.get("/ledger/accounts/{account}/entries", summary="Statement of one account, newest first")
-async def ledger_statement(account: Annotated[str, Path(max_length=64)], app: App, principal: Finance,
+async def ledger_statement(account: Annotated[str, Path(max_length=96)], app: App, principal: Finance,
                            limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
     try:
         kind = dl.kind_of(account)
     except dl.LedgerError:
         raise NotFound(f"no account {account}") from None
     key = dl.key_of(account)
+    if kind in dl.PERSON_KINDS and looks_like_id(key):
+        # a person's account is booked under the person key; the caller may name the person by number
+        key = app.payouts.persons.key(key)
+        account = f"{kind}:{key}"
     async with app.runtime.session_factory() as s:
         if kind in dl.PERSON_KINDS:
             if not await app.payouts.person_in_region(s, principal, key):

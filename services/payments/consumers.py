@@ -18,9 +18,12 @@ def handlers(app: Payments) -> dict[str, EventHandler]:
         else:
             await app.payroll.on_decision(tx, env, data)  # P5
 
+    async def person_died(tx: UnitOfWork, env: Envelope, data: PersonDied) -> None:
+        await deaths.on_person_died(tx, env, data, app.payouts.persons)
+
     return {  # type: ignore[dict-item]
         CaseOpened.TYPE: app.clocks.on_case_opened,
         DecisionMade.TYPE: decision_made,
         BenefitChanged.TYPE: app.payroll.on_benefit_changed,
-        PersonDied.TYPE: deaths.on_person_died,
+        PersonDied.TYPE: person_died,
     }

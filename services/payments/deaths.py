@@ -24,6 +24,7 @@ from shared.logging import get_logger
 from shared.messaging.envelope import Envelope
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.money import from_fen
+from shared.pii import PersonVault
 
 from services.payments import ledger, payment_ops
 from services.payments.domain import ledger as dl
@@ -47,14 +48,15 @@ async def death_date_for(session: AsyncSession, p: Mapping[str, Any]) -> date | 
     return await session.scalar(sa.select(deaths.c.date_of_death).where(deaths.c.person_id == p["person_id"]))
 
 
-async def flag_if_after_death(tx: UnitOfWork, p: Mapping[str, Any], *, paid_on: date) -> bool:
+async def flag_if_after_death(tx: UnitOfWork, persons: PersonVault, p: Mapping[str, Any], *, paid_on: date) -> bool:
     died = await death_date_for(tx.session, p)
     if died is None or not paid_after_death(month=p.get("month"), paid_on=paid_on, date_of_death=died):
         return False
-    return await flag(tx, p, paid_on=paid_on, date_of_death=died)
+    return await flag(tx, persons, p, paid_on=paid_on, date_of_death=died)
 
 
-async def flag(tx: UnitOfWork, p: Mapping[str, Any], *, paid_on: date, date_of_death: date) -> bool:
+async def flag(tx: UnitOfWork, persons: PersonVault, p: Mapping[str, Any], *, paid_on: date,
+               date_of_death: date) -> bool:
     fresh = await insert_ignore(tx.session, payment_recoveries, {
         "payment_id": p["id"], "person_id": p["person_id"], "amount_fen": int(p["amount_fen"]),
         "paid_on": paid_on, "date_of_death": date_of_death, "status": "open", "flagged_at": utcnow()})
@@ -67,15 +69,18 @@ async def flag(tx: UnitOfWork, p: Mapping[str, Any], *, paid_on: date, date_of_d
                                ref_id=p["id"], memo=f"paid after death on {date_of_death}")
     await tx.session.execute(payment_recoveries.update().where(payment_recoveries.c.payment_id == p["id"])
                              .values(ledger_tx_id=posted.transaction_id))
-    tx.emit(PaymentFlaggedForRecovery(payment_id=p["id"], person_id=p["person_id"],
+    # the event carries the number (monitoring and partners need it): from the vault, in memory
+    person = await persons.reveal_one(tx.session, p["person_id"])
+    tx.emit(PaymentFlaggedForRecovery(payment_id=p["id"], person_id=person,
                                       amount=from_fen(int(p["amount_fen"])), paid_on=paid_on,
-                                      date_of_death=date_of_death), subject=p["person_id"])
+                                      date_of_death=date_of_death), subject=person)
     return True
 
 
-async def on_person_died(tx: UnitOfWork, env: Envelope, data: PersonDied) -> None:
+async def on_person_died(tx: UnitOfWork, env: Envelope, data: PersonDied, persons: PersonVault) -> None:
     s = tx.session
-    person, died = data.person_id, data.date_of_death
+    # rows hold person keys: the death of somebody payments never paid is kept by key only
+    person, died = persons.key(data.person_id), data.date_of_death
     if not await insert_ignore(s, deaths, {"person_id": person, "date_of_death": died, "source": data.source[:64],
                                            "reported_at": data.reported_at}):
         known = await s.scalar(sa.select(deaths.c.date_of_death).where(deaths.c.person_id == person))
@@ -95,24 +100,24 @@ async def on_person_died(tx: UnitOfWork, env: Envelope, data: PersonDied) -> Non
             last_month=min(last, e["last_month"]) if e["last_month"] else last))
         rows = (await s.execute(sa.select(payments).where(payments.c.entitlement_id == e["id"], payments.c.month > died))
                 ).mappings().all()
-        await _stop_or_flag(tx, rows, died)
+        await _stop_or_flag(tx, persons, rows, died)
     # temporary assistance paid to them: nothing more goes out (disbursement rows locked first,
     # in the order the sign-offs take them, so a racing last sign-off waits instead of deadlocking)
     ids = list((await s.execute(sa.select(disbursements.c.id).where(disbursements.c.person_id == person))).scalars())
     await lock_rows(s, disbursements, disbursements.c.id, ids)
     rows = (await s.execute(sa.select(payments).where(payments.c.kind == "linshi", payments.c.person_id == person))
             ).mappings().all()
-    await _stop_or_flag(tx, rows, died)
+    await _stop_or_flag(tx, persons, rows, died)
     for d in sorted({r["disbursement_id"] for r in rows}):
         await payment_ops.refresh_disbursement(s, d)
 
 
-async def _stop_or_flag(tx: UnitOfWork, rows: Any, died: date) -> None:
+async def _stop_or_flag(tx: UnitOfWork, persons: PersonVault, rows: Any, died: date) -> None:
     for p in rows:
         if p["status"] in ps.CANCELLABLE:
             await payment_ops.cancel(tx.session, p, actor=ACTOR, reason=f"death on {died}")
         elif p["status"] == ps.PAID and p["paid_at"] is not None:
             paid_on = to_shanghai_date(p["paid_at"])
             if paid_after_death(month=p["month"], paid_on=paid_on, date_of_death=died):
-                await flag(tx, p, paid_on=paid_on, date_of_death=died)
+                await flag(tx, persons, p, paid_on=paid_on, date_of_death=died)
         # sending/unknown: the bank may pay it; the answer is checked against the death then

@@ -29,6 +29,7 @@ from shared.events.payments import DisbursementPaid
 from shared.messaging.envelope import Envelope
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.money import from_fen, to_fen
+from shared.pii import PersonVault
 from shared.runtime import ServiceRuntime
 
 from services.payments import audit, payment_ops, signing
@@ -38,7 +39,7 @@ from services.payments.domain import ledger as dl
 from services.payments.domain import payments as ps
 from services.payments.domain import signoffs as so
 from services.payments.domain.periods import add_months
-from services.payments.models import deaths, disbursements, payment_clocks, payments
+from services.payments.models import deaths, disbursements, payment_clocks, payments, person_vault
 from services.payments.settings import Settings
 from services.payments.storage import actor, in_region, lock_one, utcnow
 from services.payments.views import disbursement_view
@@ -77,6 +78,7 @@ class DisbursementService:
         self.settings = settings
         self.clocks = clocks
         self.wake_sender = wake_sender
+        self.persons = PersonVault(settings.data_encryption_key, person_vault)
 
     # -- from the decision ------------------------------------------------------------------
     async def on_decision(self, tx: UnitOfWork, env: Envelope, data: DecisionMade) -> None:
@@ -95,11 +97,12 @@ class DisbursementService:
             source, funded_from = dl.county_budget(county_of(handling)), "county_budget"
         now = utcnow()
         did = disbursement_id_for(data.decision_id)
+        person = (await self.persons.keep(tx.session, [data.applicant_person_id]))[data.applicant_person_id]
         fresh = await insert_ignore(tx.session, disbursements, {
             "id": did, "decision_id": data.decision_id, "case_id": data.case_id,
             "application_id": data.application_id, "program": data.program, "region_code": data.region_code,
             "handling_region_code": handling, "approval_level": data.approval_level, "funded_from": funded_from,
-            "source_account": source, "person_id": data.applicant_person_id, "amount_fen": sum(stages),
+            "source_account": source, "person_id": person, "amount_fen": sum(stages),
             "stages": len(stages), "pay_first": data.pay_first, "documents_complete": not data.pay_first,
             "status": "awaiting_signoffs", "received_at": data.received_at, "pay_by": clock["pay_by"],
             "pay_by_provisional": clock["pay_by_provisional"], "decided_at": data.decided_at,
@@ -109,14 +112,14 @@ class DisbursementService:
         # one payment per stage, not yet authorised: nothing moves before the last sign-off
         await tx.session.execute(payments.insert(), [
             {"id": f"{did}-{i}", "kind": "linshi", "program": data.program, "disbursement_id": did, "stage": i,
-             "person_id": data.applicant_person_id, "region_code": handling, "source_account": source,
+             "person_id": person, "region_code": handling, "source_account": source,
              "amount_fen": amount, "status": ps.UNSIGNED, "attempt": 0, "send_count": 0, "created_at": now}
             for i, amount in enumerate(stages, start=1)])
         await tx.session.execute(payment_clocks.update().where(payment_clocks.c.case_id == data.case_id,
                                                                payment_clocks.c.disbursement_id.is_(None))
                                  .values(disbursement_id=did))
         died = await tx.session.scalar(sa.select(deaths.c.date_of_death).where(
-            deaths.c.person_id == data.applicant_person_id))
+            deaths.c.person_id == person))
         if died is not None:  # decided for somebody already reported dead: stopped at once (P5)
             for p in (await tx.session.execute(sa.select(payments).where(payments.c.disbursement_id == did))
                       ).mappings().all():
@@ -201,7 +204,8 @@ class DisbursementService:
         # case's: met when its first payment was in time
         tx.emit(DisbursementPaid(
             disbursement_id=d["id"], case_id=d["case_id"], application_id=d["application_id"], program=d["program"],
-            region_code=d["region_code"], handling_region_code=d["handling_region_code"], person_id=d["person_id"],
+            region_code=d["region_code"], handling_region_code=d["handling_region_code"],
+            person_id=await self.persons.reveal_one(s, d["person_id"]),
             amount=from_fen(int(p["amount_fen"])), funded_from=d["funded_from"], accepted_at=d["received_at"],
             paid_at=paid_at, pay_by=d["pay_by"],
             within_time_limit=dd.within_limit(to_shanghai_date(first_paid_at), d["pay_by"])), subject=d["case_id"])
@@ -221,6 +225,7 @@ class DisbursementService:
             signs = await signing.signoffs_of(s, "disbursement", disbursement_id)
             stages = (await s.execute(sa.select(payments).where(payments.c.disbursement_id == disbursement_id)
                                       .order_by(payments.c.stage))).mappings().all()
+            d = (await self.persons.rows_with_numbers(s, [d], "person_id"))[0]
         return disbursement_view(d, signs, stages, today=to_shanghai_date(utcnow()),
                                  state_on=self.clocks.state_on, role=principal.role)
 
@@ -239,6 +244,7 @@ class DisbursementService:
             rows = (await s.execute(q.order_by(disbursements.c.pay_by, disbursements.c.id).limit(limit * 5 if deadline
                                                                                                      else limit))
                     ).mappings().all()
+            rows = await self.persons.rows_with_numbers(s, rows, "person_id")
             out = []
             for d in rows:
                 if deadline and self.clocks.state_on(today, d["pay_by"]) != deadline:

@@ -1,11 +1,21 @@
-"""Payments' own tables (SQLAlchemy Core). Migrations: migrations/versions/ (0001–0003)."""
+"""Payments' own tables (SQLAlchemy Core). Migrations: migrations/versions/.
+
+Person columns (``person_id``, ``payee_person_id``) and the per-person ledger accounts
+(``payable:<key>``, ``recovery_receivable:<key>``) hold the person *key* (shared/pii.py: the
+keyed hash of the 身份证号, 64 hex characters), never the number; the number itself is in
+``person_vault``, AES-GCM encrypted, for the few places that show or send it (migration
+0005_pii). The column names stay: the key is this service's person identifier."""
 from __future__ import annotations
 
 import sqlalchemy as sa
 
 from shared.db import BigIntPK, UTCDateTime
+from shared.pii import KEY_LENGTH, vault_table
 
 metadata = sa.MetaData()
+
+# the encrypted numbers behind the person keys (shared/pii.py)
+person_vault = vault_table(metadata)
 
 PENDING_STATUSES = ("ready", "sending", "unknown")
 
@@ -59,7 +69,7 @@ ledger_entries = sa.Table(
     "ledger_entries", metadata,
     sa.Column("id", BigIntPK, primary_key=True, autoincrement=True),
     sa.Column("transaction_id", sa.BigInteger, sa.ForeignKey("ledger_transactions.id"), nullable=False, index=True),
-    sa.Column("account", sa.String(64), nullable=False, index=True),
+    sa.Column("account", sa.String(96), nullable=False, index=True),  # 0005: room for "<kind>:<person key>"
     sa.Column("side", sa.String(1), nullable=False),
     sa.Column("amount_fen", sa.BigInteger, nullable=False),
     sa.Column("payment_id", sa.String(48), nullable=True),
@@ -146,7 +156,7 @@ disbursements = sa.Table(
     sa.Column("approval_level", sa.String(8), nullable=False),
     sa.Column("funded_from", sa.String(20), nullable=False),
     sa.Column("source_account", sa.String(40), nullable=False),
-    sa.Column("person_id", sa.String(18), nullable=False, index=True),
+    sa.Column("person_id", sa.String(KEY_LENGTH), nullable=False, index=True),
     sa.Column("amount_fen", sa.BigInteger, nullable=False),
     sa.Column("stages", sa.Integer, nullable=False),
     sa.Column("pay_first", sa.Boolean, nullable=False),
@@ -176,7 +186,7 @@ payments = sa.Table(
     sa.Column("disbursement_id", sa.String(36), nullable=True),
     sa.Column("stage", sa.SmallInteger, nullable=True),
     sa.Column("run_id", sa.String(36), nullable=True),
-    sa.Column("person_id", sa.String(18), nullable=False),
+    sa.Column("person_id", sa.String(KEY_LENGTH), nullable=False),
     sa.Column("region_code", sa.String(12), nullable=False),
     sa.Column("source_account", sa.String(40), nullable=False),
     sa.Column("amount_fen", sa.BigInteger, nullable=False),
@@ -237,8 +247,8 @@ sa.Index("ix_payment_attempts_answered", payment_attempts.c.answered_at)
 
 payee_accounts = sa.Table(
     "payee_accounts", metadata,
-    sa.Column("person_id", sa.String(18), primary_key=True),
-    # 0003: never the plain number: AES-GCM bound to person_id, its keyed hash, its masked form
+    sa.Column("person_id", sa.String(KEY_LENGTH), primary_key=True),
+    # 0003: never the plain number: AES-GCM bound to the person key, its keyed hash, its masked form
     sa.Column("account_enc", sa.String(128), nullable=False),
     sa.Column("account_index", sa.String(64), nullable=False, index=True),
     sa.Column("account_masked", sa.String(40), nullable=False),
@@ -256,7 +266,7 @@ entitlements = sa.Table(
     sa.Column("program", sa.String(8), nullable=False),
     sa.Column("region_code", sa.String(12), nullable=False, index=True),
     sa.Column("county_code", sa.String(12), nullable=False),
-    sa.Column("payee_person_id", sa.String(18), nullable=False, index=True),
+    sa.Column("payee_person_id", sa.String(KEY_LENGTH), nullable=False, index=True),
     sa.Column("covered_count", sa.Integer, nullable=False),
     sa.Column("monthly_fen", sa.BigInteger, nullable=False),  # the latest amount …
     sa.Column("amount_from", sa.Date, nullable=False),        # … and the month it starts
@@ -279,12 +289,12 @@ entitlement_amounts = sa.Table(
 entitlement_persons = sa.Table(
     "entitlement_persons", metadata,
     sa.Column("entitlement_id", sa.String(36), primary_key=True),
-    sa.Column("person_id", sa.String(18), primary_key=True, index=True),
+    sa.Column("person_id", sa.String(KEY_LENGTH), primary_key=True, index=True),
 )
 
 deaths = sa.Table(
     "deaths", metadata,
-    sa.Column("person_id", sa.String(18), primary_key=True),
+    sa.Column("person_id", sa.String(KEY_LENGTH), primary_key=True),
     sa.Column("date_of_death", sa.Date, nullable=False),
     sa.Column("source", sa.String(64), nullable=False),
     sa.Column("reported_at", UTCDateTime(), nullable=False),
@@ -293,7 +303,7 @@ deaths = sa.Table(
 payment_recoveries = sa.Table(
     "payment_recoveries", metadata,
     sa.Column("payment_id", sa.String(48), primary_key=True),
-    sa.Column("person_id", sa.String(18), nullable=False, index=True),
+    sa.Column("person_id", sa.String(KEY_LENGTH), nullable=False, index=True),
     sa.Column("amount_fen", sa.BigInteger, nullable=False),
     sa.Column("paid_on", sa.Date, nullable=False),
     sa.Column("date_of_death", sa.Date, nullable=False),

@@ -29,6 +29,7 @@ from shared.idnumbers import mask_account_number
 from shared.logging import get_logger
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.money import from_fen
+from shared.pii import PersonVault
 from shared.privacy import present_id
 from shared.runtime import ServiceRuntime
 
@@ -38,7 +39,7 @@ from services.payments.bank import Bank, BankPayment, BankResult
 from services.payments.domain import ledger as dl
 from services.payments.domain import payments as ps
 from services.payments.models import (
-    disbursements, entitlements, payee_accounts, payment_attempts, payment_recoveries, payments,
+    disbursements, entitlements, payee_accounts, payment_attempts, payment_recoveries, payments, person_vault,
 )
 from services.payments.settings import Settings
 from services.payments.storage import actor, dialect, in_region, lock_one, serialize, utcnow
@@ -77,6 +78,7 @@ class PayoutService:
         self.on_linshi_paid = on_linshi_paid
         # account numbers are stored encrypted; decrypted only for the bank and the paying roles
         self.accounts = AccountVault(settings.data_encryption_key)
+        self.persons = PersonVault(settings.data_encryption_key, person_vault)
         self._wake = asyncio.Event()
 
     # -- the sender loop -----------------------------------------------------------------------
@@ -246,7 +248,7 @@ class PayoutService:
                     last_error=None))
                 if p["disbursement_id"]:
                     await self.on_linshi_paid(tx, p, now)
-                await deaths.flag_if_after_death(tx, p, paid_on=to_shanghai_date(now))
+                await deaths.flag_if_after_death(tx, self.persons, p, paid_on=to_shanghai_date(now))
             elif result.outcome == "rejected":
                 # the money goes back where it came from, by a movement of its own
                 await ledger.post(s, [dl.debit(p["source_account"], amount, pid),
@@ -273,20 +275,21 @@ class PayoutService:
     async def set_account(self, principal: Principal, person_id: str, *, account_number: str,
                           account_name: str | None, bank_name: str | None) -> dict[str, Any]:
         retried = 0
+        key = self.persons.key(person_id)  # the rows hold the person key, never the number
         async with self.runtime.uow() as tx:
             s = tx.session
-            if not await self.person_in_region(s, principal, person_id):
+            if not await self.person_in_region(s, principal, key):
                 raise NotFound(f"no beneficiary {person_id} in region {principal.region}")
-            values = {**self.accounts.seal(person_id, account_number), "account_name": account_name,
+            values = {**self.accounts.seal(key, account_number), "account_name": account_name,
                       "bank_name": bank_name, "updated_at": utcnow(), "updated_by": actor(principal)}
-            if not await insert_ignore(s, payee_accounts, {"person_id": person_id, **values}):
-                await s.execute(payee_accounts.update().where(payee_accounts.c.person_id == person_id).values(**values))
-            await audit.record(s, principal, "beneficiary.account_set", "person", person_id,
+            if not await insert_ignore(s, payee_accounts, {"person_id": key, **values}):
+                await s.execute(payee_accounts.update().where(payee_accounts.c.person_id == key).values(**values))
+            await audit.record(s, principal, "beneficiary.account_set", "person", key,
                                {"account_number": mask_account_number(account_number), "bank_name": bank_name})
             dead = await s.scalar(sa.select(deaths.deaths.c.date_of_death).where(
-                deaths.deaths.c.person_id == person_id))
+                deaths.deaths.c.person_id == key))
             rows = [] if dead is not None else (await s.execute(sa.select(payments).where(
-                payments.c.person_id == person_id,
+                payments.c.person_id == key,
                 payments.c.status.in_((ps.REJECTED, ps.AWAITING_ACCOUNT))).order_by(payments.c.created_at))
             ).mappings().all()
             for p in rows:
@@ -302,30 +305,32 @@ class PayoutService:
             self.wake()
         return await self.beneficiary(principal, person_id) | {"payments_retried": retried}
 
-    async def person_in_region(self, s: Any, principal: Principal, person_id: str) -> bool:
+    async def person_in_region(self, s: Any, principal: Principal, person_key: str) -> bool:
+        """``person_key``: the person as the rows name them (shared/pii.py), not the number."""
         regions = set((await s.execute(sa.select(entitlements.c.region_code).where(
-            entitlements.c.payee_person_id == person_id))).scalars())
+            entitlements.c.payee_person_id == person_key))).scalars())
         regions |= set((await s.execute(sa.select(disbursements.c.handling_region_code).where(
-            disbursements.c.person_id == person_id))).scalars())
+            disbursements.c.person_id == person_key))).scalars())
         regions |= set((await s.execute(sa.select(disbursements.c.region_code).where(
-            disbursements.c.person_id == person_id))).scalars())
+            disbursements.c.person_id == person_key))).scalars())
         return any(region_covers(principal.region, r) for r in regions)
 
     # -- reading ---------------------------------------------------------------------------------
     async def beneficiary(self, principal: Principal, person_id: str) -> dict[str, Any]:
+        key = self.persons.key(person_id)
         async with self.runtime.session_factory() as s:
-            if not await self.person_in_region(s, principal, person_id):
+            if not await self.person_in_region(s, principal, key):
                 raise NotFound(f"no beneficiary {person_id} in region {principal.region}")
-            acct = (await s.execute(sa.select(payee_accounts).where(payee_accounts.c.person_id == person_id))
+            acct = (await s.execute(sa.select(payee_accounts).where(payee_accounts.c.person_id == key))
                     ).mappings().first()
-            ents = (await s.execute(sa.select(entitlements).where(entitlements.c.payee_person_id == person_id)
+            ents = (await s.execute(sa.select(entitlements).where(entitlements.c.payee_person_id == key)
                                     .order_by(entitlements.c.id))).mappings().all()
-            death = await s.scalar(sa.select(deaths.deaths.c.date_of_death).where(deaths.deaths.c.person_id == person_id))
+            death = await s.scalar(sa.select(deaths.deaths.c.date_of_death).where(deaths.deaths.c.person_id == key))
         return {
             "person_id": present_id(person_id, principal.role),
             "account": None if acct is None else {
                 "account_number": present_account(acct, principal.role,
-                                                  lambda token: self.accounts.open(person_id, token)),
+                                                  lambda token: self.accounts.open(key, token)),
                 "account_name": acct["account_name"], "bank_name": acct["bank_name"],
                 "updated_at": iso(acct["updated_at"]), "updated_by": acct["updated_by"]},
             "date_of_death": iso(death),
@@ -345,8 +350,10 @@ class PayoutService:
                                         .order_by(payment_attempts.c.attempt))).mappings().all()
             recovery = (await s.execute(sa.select(payment_recoveries).where(
                 payment_recoveries.c.payment_id == payment_id))).mappings().first()
+            key = p["person_id"]
+            p = (await self.persons.rows_with_numbers(s, [p], "person_id"))[0]
         return payment_view(p, principal.role, attempts, recovery,
-                            reveal=lambda token: self.accounts.open(p["person_id"], token))
+                            reveal=lambda token: self.accounts.open(key, token))
 
     async def list(self, principal: Principal, *, region_code: str | None, status: str | None, month: Any,
                    person_id: str | None, kind: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
@@ -356,6 +363,7 @@ class PayoutService:
         if month is not None:
             q = q.where(payments.c.month == month)
         if person_id:  # by entitlement (indexed) or as a temporary-assistance payee (partial index)
+            person_id = self.persons.key(person_id)
             q = q.where(sa.or_(
                 payments.c.entitlement_id.in_(sa.select(entitlements.c.id).where(
                     entitlements.c.payee_person_id == person_id)),
@@ -365,4 +373,5 @@ class PayoutService:
         async with self.runtime.session_factory() as s:
             rows = (await s.execute(q.order_by(payments.c.created_at, payments.c.id).limit(limit).offset(offset))
                     ).mappings().all()
+            rows = await self.persons.rows_with_numbers(s, rows, "person_id")
         return [payment_view(p, principal.role) for p in rows]

@@ -28,6 +28,7 @@ from shared.logging import get_logger
 from shared.messaging.envelope import Envelope
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.money import from_fen, to_fen
+from shared.pii import PersonVault
 from shared.runtime import ServiceRuntime
 
 from services.payments import audit, ledger, payment_ops
@@ -38,7 +39,7 @@ from services.payments.domain.periods import (
 )
 from services.payments.models import (
     deaths, entitlement_amounts, entitlement_persons, entitlements, ledger_accounts, ledger_entries,
-    ledger_transactions, payments, payroll_runs,
+    ledger_transactions, payments, payroll_runs, person_vault,
 )
 from services.payments.settings import Settings
 from services.payments.storage import actor, dialect, in_region, prefix_bounds, utcnow
@@ -71,6 +72,7 @@ class PayrollService:
         self.runtime = runtime
         self.settings = settings
         self.wake_sender = wake_sender
+        self.persons = PersonVault(settings.data_encryption_key, person_vault)
 
     # -- entitlements from eligibility ---------------------------------------------------------
     async def on_decision(self, tx: UnitOfWork, env: Envelope, data: DecisionMade) -> None:
@@ -85,11 +87,14 @@ class PayrollService:
         start = month_of(data.effective_from)
         last = (gradual_exit_last_month(data.effective_from, data.exit_months or self.settings.gradual_exit_default_months)
                 if data.outcome == "gradual_exit" else None)
-        covered = sorted(set(data.covered_person_ids) or {data.applicant_person_id})
+        # the numbers stay in the vault; every row of this service holds the person keys
+        keys = await self.persons.keep(s, [data.applicant_person_id, *data.covered_person_ids])
+        payee = keys[data.applicant_person_id]
+        covered = sorted({keys[p] for p in data.covered_person_ids} or {payee})
         if existing is None:
             await insert_ignore(s, entitlements, {
                 "id": data.case_id, "program": data.program, "region_code": data.region_code,
-                "county_code": county_of(data.region_code), "payee_person_id": data.applicant_person_id,
+                "county_code": county_of(data.region_code), "payee_person_id": payee,
                 "covered_count": len(covered), "monthly_fen": to_fen(data.monthly_amount), "amount_from": start,
                 "first_month": start, "last_month": last, "status": "active", "decision_id": data.decision_id,
                 "updated_at": now})
@@ -105,7 +110,7 @@ class PayrollService:
             await self._cancel_after(tx, data.case_id, last, reason="gradual exit ended")
         # a decision for somebody already reported dead is stopped at once (P5)
         died = await s.scalar(sa.select(sa.func.min(deaths.c.date_of_death)).where(
-            deaths.c.person_id.in_([data.applicant_person_id] + (covered if len(covered) == 1 else []))))
+            deaths.c.person_id.in_([payee] + (covered if len(covered) == 1 else []))))
         if died is not None:
             await s.execute(entitlements.update().where(entitlements.c.id == data.case_id).values(
                 status="suspended", suspended_reason="death", died_on=died, last_month=month_of(died)))

@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from shared.crypto import cipher_for
+from tests.cluster import DATA_KEY
+
 if TYPE_CHECKING:  # pragma: no cover
     from tests.chaos.harness import Campaign
 
@@ -105,8 +108,10 @@ async def nothing_paid_after_death_unflagged(c: "Campaign") -> Verdict:
 
 
 async def deaths_reached_payments(c: "Campaign") -> Verdict:
+    # payments records deaths by person key (shared/pii.py), the keyed hash of the reported number
+    key = cipher_for(DATA_KEY).index
     got = {r["person_id"] for r in await _rows(c.dsn("payments"), "SELECT person_id FROM deaths")}
-    missing = sorted(set(c.deaths_reported) - got)
+    missing = sorted(p for p in set(c.deaths_reported) if key(p) not in got)
     return Verdict("every reported death stopped payments", not missing,
                    f"{len(c.deaths_reported)} reported, {len(missing)} not seen by payments", missing)
 

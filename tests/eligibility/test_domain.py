@@ -19,9 +19,16 @@ from services.eligibility.domain.inputs import (
 )
 from services.eligibility.domain.means_test import Fact, apply_facts, required_sources
 from services.eligibility.domain.rules import AssessmentRequest, assess
-from services.eligibility.reevaluation import DEC_COLS, OUT_COLS, Context, compute_batch, trace_json, uuid7s
+from services.eligibility.models import person_vault
+from services.eligibility.reevaluation import (
+    DEC_COLS, OUT_COLS, Context, compute_batch, trace_json, uuid7s,
+)
 from shared.events.eligibility import BenefitChanged
 from shared.messaging.envelope import Envelope
+from shared.pii import PersonVault
+from shared.settings import DEV_DATA_KEY
+
+VAULT = PersonVault(DEV_DATA_KEY, person_vault)
 
 POLICY = load_policy()          # national defaults + EXAMPLE county standards (800 / 600)
 AS_OF = date(2026, 11, 1)
@@ -134,12 +141,15 @@ def test_reevaluation_batch_writes_valid_events_and_rows() -> None:
             continue
         hh = compact_household(_raw(req), assets_within_limits=req.household.assets_within_limits)
         fen = int(a.monthly_amount.scaleb(2)) + (0 if i % 3 else 5000)   # every third case changes
+        # the household's numbers as eligibility stores them beside the household (sealed per case)
+        numbers = {"P0": "number-P0"} | {m["person_id"]: f"number-{m['person_id']}" for m in hh["members"]}
         rows.append((f"case-{i:04d}", "522701001001", req.program, req.area, "active", a.outcome, fen, None,
-                     orjson.dumps(hh).decode(), "ref-decision", False, "P0", orjson.dumps(a.covered_members).decode()))
+                     orjson.dumps(hh).decode(), "ref-decision", False, "P0", orjson.dumps(a.covered_members).decode(),
+                     VAULT.seal_numbers(f"case-{i:04d}", numbers)))
     ctx = Context(job_id="job-1", action="policy", trigger_text="政策调整", as_of=AS_OF, policy_seq=3,
                   resolver=lambda region: POLICY, now=datetime.now(timezone.utc), correlation_id="corr-1",
-                  actor=audit.SYSTEM)
-    out = compute_batch(rows, ctx)
+                  actor=audit.SYSTEM, open_numbers=VAULT.open_numbers)
+    out = compute_batch(rows, ctx)  # the events carry the numbers, not the stored keys
     assert out.counts["processed"] == len(rows)
     assert out.counts["changed"] == len(out.decisions) == len(out.outbox) == len(out.updates) > 0
     assert out.counts["unchanged"] + out.counts["changed"] == len(rows)
@@ -147,6 +157,7 @@ def test_reevaluation_batch_writes_valid_events_and_rows() -> None:
         assert len(dec) == len(DEC_COLS) and len(ob) == len(OUT_COLS)
         env = Envelope.from_bytes(ob[4])
         data = BenefitChanged.model_validate(env.data)
+        assert data.applicant_person_id == "number-P0" and all(p.startswith("number-") for p in data.covered_person_ids)
         assert env.type == BenefitChanged.TYPE and env.subject == data.case_id == dec[2] == ob[2]
         assert env.correlation_id == "corr-1" and data.policy_version == POLICY.version_id
         assert data.change in ("raise", "lower", "gradual_exit", "stop") and "（D" in data.reason

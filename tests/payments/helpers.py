@@ -82,6 +82,13 @@ def person(seq: int) -> str:
     return make_id(date(1950, 3, 1), seq)
 
 
+def key(seq: int) -> str:
+    """The person key payments' rows and ledger accounts hold for ``person(seq)`` (shared/pii.py)."""
+    from shared.crypto import cipher_for
+    from shared.settings import DEV_DATA_KEY
+    return cipher_for(DEV_DATA_KEY).index(person(seq))
+
+
 def decision(*, program: str = "linshi", outcome: str = "approved", case_id: str | None = None,
              person_seq: int = 1, amount: str | None = "1200.00", monthly: str | None = None,
              level: str = "township", staged: list[str] | None = None, pay_first: bool = False,

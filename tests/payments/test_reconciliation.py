@@ -9,7 +9,7 @@ from services.payments.domain.reconciliation import PaymentFacts, differences
 from services.payments.models import payment_attempts, payments
 from services.payments.storage import today_shanghai, utcnow
 from tests.payments.helpers import (
-    FakeBank, assert_ledger_ok, allocate, decision, deliver, fund_county, make_payments, only_disbursement, person, set_account,
+    FakeBank, assert_ledger_ok, allocate, decision, deliver, fund_county, make_payments, only_disbursement, key, person, set_account,
     sign_all, svc,
 )
 from tests.support import COUNTY, TOWNSHIP, auth, running
@@ -59,7 +59,7 @@ async def test_reconciliation_agrees_after_normal_work_and_lists_every_tampered_
         assert r.json()["payments_created"] == 6
         # person 4's payment is kept back from the bank for tampering below
         async with app.state.runtime.session_factory() as s, s.begin():
-            await s.execute(payments.update().where(payments.c.person_id == person(4)).values(status="awaiting_account"))
+            await s.execute(payments.update().where(payments.c.person_id == key(4)).values(status="awaiting_account"))
         await svc(app).payouts.dispatch_once()
         await assert_ledger_ok(c)
         clean = (await _report(c)).json()
@@ -69,18 +69,18 @@ async def test_reconciliation_agrees_after_normal_work_and_lists_every_tampered_
         assert clean["totals"]["payments_paid"] == "3000.00"  # 900 + 3×500 + 2×300
 
         def sealed(i: int) -> str:
-            return str(svc(app).payouts.accounts.seal(person(i), "6222")["account_enc"])
+            return str(svc(app).payouts.accounts.seal(key(i), "6222")["account_enc"])
 
         async with app.state.runtime.session_factory() as s, s.begin():
             ids = dict((await s.execute(sa.select(payments.c.person_id, payments.c.id).where(
                 payments.c.kind == "benefit"))).all())
-            p1, p2, p3, p4 = (ids[person(i)] for i in (1, 2, 3, 4))
+            p1, p2, p3, p4 = (ids[key(i)] for i in (1, 2, 3, 4))
             # p1: the bank's confirmation is for a different amount
             await s.execute(payment_attempts.update().where(payment_attempts.c.payment_id == p1)
                             .values(confirmed_fen=49000))
             # p2: booked a second time
             await ledger.post(s, [dl.debit(dl.bank_clearing(COUNTY), 50000, p2),
-                                  dl.credit(dl.payable(person(2)), 50000, p2)], kind="bank_paid", actor="tamper")
+                                  dl.credit(dl.payable(key(2)), 50000, p2)], kind="bank_paid", actor="tamper")
             # p3: the bank confirmed a second attempt
             await s.execute(payment_attempts.insert().values(
                 payment_id=p3, attempt=2, idempotency_key=f"{p3}:2", account_enc=sealed(3), account_masked="****",

@@ -1,5 +1,8 @@
 """Issue 8: no full identity number and no full bank account number in any log line, and none
-at rest where the services keep them (intake's applications, payments' accounts and attempts).
+at rest in any service's database: intake's applications, payments' accounts and attempts, and
+every table of eligibility, payments and monitoring, which keep person keys (shared/pii.py) and
+the numbers only encrypted in their ``person_vault``. Only the messaging tables (outbox, inbox,
+dead letters) hold events, and events carry the number between services.
 
 A full workload runs on the embedded system (all four services, the in-process bus, SQLite
 files) in a child process whose stdout and stderr are the capture: structlog's lines, the
@@ -279,3 +282,10 @@ def test_a_full_workload_logs_and_stores_no_full_id_or_account_number(tmp_path: 
     leaks = _rows_with(intake_db, ids)
     assert set(leaks) <= MESSAGING_TABLES, sorted(leaks)
     assert _rows_with(tmp_path / "payments.db", list(ACCOUNTS)) == {}
+    # the other services: no identity number in any table but the events (person keys instead)
+    for service in ("eligibility", "payments", "monitoring"):
+        db = tmp_path / f"{service}.db"
+        leaks = _rows_with(db, ids)
+        assert set(leaks) <= MESSAGING_TABLES, (service, sorted(leaks))
+        with sqlite3.connect(db) as conn:  # the workload did reach the service's person tables
+            assert conn.execute("SELECT count(*) FROM person_vault").fetchone()[0] >= 2, service
