@@ -200,18 +200,33 @@ class ColumnarCsv:
             out.slow_rows.append((int(row[0]), list(row[1:])))
         return out
 
-    def export(self, target: Path, out: ColumnarResult) -> None:
-        """The fast rows the rules act on, as staging CSV in person order (neighbouring index pages)."""
+    def export(self, stage: Path, keys: Path, decided: Path | None, out: ColumnarResult) -> None:
+        """The staging CSV: the fast rows the rules act on, plus ``decided`` (staging lines of the
+        rows RowParser accepted, from ``stage_lines``); and the distinct keys to probe the register
+        with, sorted bytewise (the index's "C" order: consecutive probes hit neighbouring pages)."""
         typ = f"coalesce(nullif({self._col('type')}, ''), '{self.kind}')"
         amount = f"nullif({self._col('amount')}, '')"
         relevant = f"({typ} = 'death' OR try_cast({amount} AS DECIMAL(18, 2)) >= {self.threshold})"
         pid = self._col("person_id")
         ref = f"nullif({self._col('reference')}, '')"
-        select = (f"SELECT row_no, {typ}, {pid}, {self._col('occurred_on')}, "
-                  f"CASE WHEN {typ} = 'medical_expense' THEN {amount} END, NULL, NULL, NULL, NULL, NULL, 'f', {ref}, "
-                  f"{self.key.sql(pid)} FROM v WHERE fast AND {relevant} ORDER BY {pid}")
-        self.con.execute(f"COPY ({select}) TO '{target}' (FORMAT csv, HEADER false)")
-        out.staged = int(self.con.execute(f"SELECT count(*) FROM v WHERE fast AND {relevant}").fetchone()[0])  # type: ignore[index]
+        names = ", ".join(STAGE_COLUMNS)
+        self.con.execute(
+            f"CREATE TABLE stage AS SELECT CAST(row_no AS VARCHAR) AS row_no, {typ} AS type, {pid} AS person_id, "
+            f"{self._col('occurred_on')} AS occurred_on, "
+            f"CASE WHEN {typ} = 'medical_expense' THEN {amount} END AS amount, CAST(NULL AS VARCHAR) AS grade, "
+            f"CAST(NULL AS VARCHAR) AS category, CAST(NULL AS VARCHAR) AS region_code, "
+            f"CAST(NULL AS VARCHAR) AS monthly_pci, CAST(NULL AS VARCHAR) AS labor_capacity, 'f' AS looks_eligible, "
+            f"{ref} AS reference, {self.key.sql(pid)} AS match_key FROM v WHERE fast AND {relevant}")
+        if decided is not None:
+            cols = ", ".join(f"'{c}': 'VARCHAR'" for c in STAGE_COLUMNS)
+            self.con.execute(
+                f"INSERT INTO stage SELECT {names} FROM read_csv(?, header = false, auto_detect = false, "
+                f"columns = {{{cols}}}, delim = ',', quote = '\"', escape = '\"', allow_quoted_nulls = false, "
+                f"strict_mode = true)", [str(decided)])
+        self.con.execute(f"COPY (SELECT {names} FROM stage ORDER BY match_key) TO '{stage}' (FORMAT csv, HEADER false)")
+        self.con.execute(f"COPY (SELECT match_key FROM stage WHERE type <> 'poverty_monitoring' GROUP BY match_key "
+                         f"ORDER BY match_key) TO '{keys}' (FORMAT csv, HEADER false)")
+        out.staged = int(self.con.execute("SELECT count(*) FROM stage").fetchone()[0])  # type: ignore[index]
 
 
 def relevant(rec: Record, threshold: Decimal) -> bool:

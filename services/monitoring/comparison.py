@@ -56,6 +56,8 @@ FACTS = sa.Table(
 STAGE_DDL = ("CREATE TEMPORARY TABLE cmp_stage (row_no integer, type text, person_id text, occurred_on date, "
              "amount numeric(14, 2), grade smallint, category text, region_code text, monthly_pci numeric(14, 2), "
              "labor_capacity text, looks_eligible boolean, reference text, match_key text) ON COMMIT DROP")
+KEYS = sa.Table("cmp_keys", _temp, sa.Column("match_key", sa.Text))
+KEYS_DDL = "CREATE TEMPORARY TABLE cmp_keys (match_key text) ON COMMIT DROP"
 FACTS_DDL = ("CREATE TEMPORARY TABLE cmp_facts (match_key text PRIMARY KEY, region_code text, covered integer, "
              "watched integer) ON COMMIT DROP")
 
@@ -163,7 +165,7 @@ class ComparisonEngine:
         watched = sa.func.max(sa.case((R.c.category.in_(self.rules.watched), 1), else_=0))
         return (sa.select(sa.func.min(R.c.region_code).label("region_code"), covered.label("covered"),
                           watched.label("watched"), sa.func.count().label("n"))
-                .where(REGISTER_KEY == key).lateral("r"))
+                .where(REGISTER_KEY.collate("C") == key).lateral("r"))  # ix_register_lookup: index-only
 
     def relevant(self, t: Any) -> sa.ColumnElement[bool]:
         """The records the trigger rules act on (the rules' filter, over any table with type/amount)."""
@@ -177,10 +179,9 @@ class ComparisonEngine:
         file's poverty-monitoring rows may enter into it, and every poverty-monitoring row (M1 entries
         and M4 gaps concern people not in it yet). Returns the records stored."""
         st = STAGE
-        keys = (sa.select(st.c.match_key).where(st.c.type != "poverty_monitoring").group_by(st.c.match_key)
-                .order_by(st.c.match_key.collate("C"))).subquery("k")  # key order: neighbouring index pages
         await s.execute(sa.text(FACTS_DDL))
-        await self._probe_into_facts(s, keys)
+        # cmp_keys: distinct, in "C" order already (DuckDB sorted them), so the probes walk the index
+        await self._probe_into_facts(s, sa.select(KEYS.c.match_key).subquery("k"))
         entering = sa.select(st.c.match_key).where(st.c.type == "poverty_monitoring", st.c.category.is_not(None))
         keep = sa.or_(st.c.type == "poverty_monitoring", st.c.match_key.in_(sa.select(FACTS.c.match_key)),
                       st.c.match_key.in_(entering))
@@ -188,7 +189,7 @@ class ComparisonEngine:
             sa.literal(file_id), st.c.row_no, sa.literal("file"), sa.literal(partner_id), st.c.type, st.c.person_id,
             st.c.occurred_on, st.c.amount, st.c.grade, st.c.category, st.c.region_code, st.c.monthly_pci,
             st.c.labor_capacity, st.c.looks_eligible, st.c.reference, sa.literal(now, type_=P.c.received_at.type),
-        ).where(keep).order_by(st.c.row_no)
+        ).where(keep)
         res = await s.execute(P.insert().from_select(
             ["file_id", "row_no", "channel", "partner_id", "type", "person_id", "occurred_on", "amount", "grade",
              "category", "region_code", "monthly_pci", "labor_capacity", "looks_eligible", "reference",
@@ -224,7 +225,7 @@ class ComparisonEngine:
                            FACTS.c.region_code, FACTS.c.covered, FACTS.c.watched)
                  .select_from(P.join(STAGE, STAGE.c.row_no == P.c.row_no)
                               .join(FACTS, FACTS.c.match_key == STAGE.c.match_key)).where(relevant)
-                 .order_by(P.c.person_id.collate("C"), P.c.id)).subquery("m")
+                 .order_by(P.c.person_id.collate("C"), P.c.row_no)).subquery("m")
         elif s.bind.dialect.name == "postgresql":
             # records in person order: consecutive probes hit neighbouring index pages; then in record
             # order, so of two records with one dedupe key (two deaths of one person) the first wins

@@ -34,8 +34,9 @@ from shared.messaging.unit_of_work import UnitOfWork
 from shared.runtime import ServiceRuntime
 
 from services.monitoring import audit
-from services.monitoring.columnar import PLAIN, STAGE_COLUMNS, ColumnarCsv, csv_field, scan_structure, stage_lines
-from services.monitoring.comparison import STAGE_DDL, ComparisonEngine
+from services.monitoring.columnar import (PLAIN, STAGE_COLUMNS, ColumnarCsv, ColumnarResult, csv_field, scan_structure,
+                                          stage_lines)
+from services.monitoring.comparison import KEYS_DDL, STAGE_DDL, ComparisonEngine
 from services.monitoring.domain.reference import ReferenceLines
 from services.monitoring.domain.rows import FILE_KINDS, Record, RowParser
 from services.monitoring.models import comparison_file_errors, comparison_files, partner_records
@@ -285,7 +286,7 @@ class ComparisonFileService:
                         partner_id: str, now: datetime) -> bool:
         """The columnar reader (module docstring); False, having stored nothing, if this file needs
         the row-by-row reader (its structure, or a header the row-by-row reader reports on)."""
-        upload, staged = spool / "upload.csv", spool / "stage.csv"
+        upload, staged, keys = spool / "upload.csv", spool / "stage.csv", spool / "keys.csv"
         header = _header(upload, self.max_line_bytes)
         if header is None or parser.header_problems(header):
             return False
@@ -293,38 +294,40 @@ class ComparisonFileService:
         if lines is None:
             return False
 
-        def work() -> Any:
-            with ColumnarCsv(upload, header, kind=parser.kind, allowed_types=parser.allowed_types, today=parser.today,
-                             threshold=self.threshold, key=self.match_key, threads=self.duckdb_threads,
-                             memory_limit=self.duckdb_memory) as col:
-                if not col.read(lines):
-                    return None
-                out = col.classify()
-                col.export(staged, out)
-                return out
+        col = ColumnarCsv(upload, header, kind=parser.kind, allowed_types=parser.allowed_types, today=parser.today,
+                          threshold=self.threshold, key=self.match_key, threads=self.duckdb_threads,
+                          memory_limit=self.duckdb_memory)
+        try:
+            def read() -> ColumnarResult | None:
+                return col.classify() if col.read(lines) else None
 
-        out = await asyncio.to_thread(work)
-        if out is None:
-            return False
-        # rows off the fast path: RowParser decides each, as on the row-by-row path
-        parser.use_header(header)
-        decided = []
-        for row_no, values in out.slow_rows:
-            rec = parser.parse_csv(values)
-            if rec.__class__ is list:
-                sink.fail(row_no, rec)  # type: ignore[arg-type]
-            else:
-                decided.append((row_no, rec))
-        sink.ok += out.ok + len(decided)
+            out = await asyncio.to_thread(read)
+            if out is None:
+                return False
+            # rows off the fast path: RowParser decides each, as on the row-by-row path
+            parser.use_header(header)
+            decided = []
+            for row_no, values in out.slow_rows:
+                rec = parser.parse_csv(values)
+                if rec.__class__ is list:
+                    sink.fail(row_no, rec)  # type: ignore[arg-type]
+                else:
+                    decided.append((row_no, rec))
+            sink.ok += out.ok + len(decided)
+            extra = None
+            if decided:
+                extra = spool / "decided.csv"
+                extra.write_text("".join(stage_lines(iter(decided), self.match_key, self.threshold)), encoding="utf-8")
+            await asyncio.to_thread(col.export, staged, keys, extra, out)
+        finally:
+            col.close()
         await tx.session.execute(sa.text(STAGE_DDL))
+        await tx.session.execute(sa.text(KEYS_DDL))
         conn = await tx.session.connection()
         raw = (await conn.get_raw_connection()).driver_connection
         await raw.copy_to_table("cmp_stage", source=str(staged), columns=list(STAGE_COLUMNS),  # type: ignore[union-attr]
                                 format="csv")
-        extra = "".join(stage_lines(iter(decided), self.match_key, self.threshold)).encode()
-        if extra:
-            await raw.copy_to_table("cmp_stage", source=_one(extra), columns=list(STAGE_COLUMNS),  # type: ignore[union-attr]
-                                    format="csv")
+        await raw.copy_to_table("cmp_keys", source=str(keys), format="csv")  # type: ignore[union-attr]
         await self.engine.store_matched(tx.session, file_id=file_id, partner_id=partner_id, now=now)
         return True
 
