@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -36,8 +35,8 @@ FAST_TYPES = ("death", "medical_expense")
 # the staging table's columns, in the order of the CSV handed to COPY
 STAGE_COLUMNS = ("row_no", "type", "person_id", "occurred_on", "amount", "grade", "category", "region_code",
                  "monthly_pci", "labor_capacity", "looks_eligible", "reference", "match_key")
-# str.splitlines (the row-by-row reader) also ends lines at these; csv and DuckDB do not
-_ODD_BREAKS = re.compile(rb"\r(?!\n)|[\x0b\x0c\x1c\x1d\x1e]|\xc2\x85|\xe2\x80[\xa8\xa9]")
+# str.splitlines (the row-by-row reader) also ends lines at these (and at a lone \r); DuckDB does not
+_ODD_BREAKS = "[\\r\\x0b\\x0c\\x1c-\\x1e\\x{85}\\x{2028}\\x{2029}]"
 
 
 class MatchKey:
@@ -79,39 +78,22 @@ def csv_field(value: Any) -> str:
     return text
 
 
-def scan_structure(path: Path, max_line_bytes: int) -> int | None:
-    """The number of lines of the file (a last line without its newline counts), or None if a
-    line is longer than the limit or a line break is one that only ``str.splitlines`` knows."""
+def count_lines(path: Path) -> int:
+    """The number of lines of the file (a last line without its newline counts)."""
     lines = 0
-    run = 0  # length of the current line so far
     last = b""
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 20):
-            probe = last[-2:] + chunk  # a \r or a multi-byte break split across two reads
-            if _ODD_BREAKS.search(probe):
-                return None
-            parts = chunk.split(b"\n")
-            run += len(parts[0])
-            if len(parts) > 1:
-                if run > max_line_bytes or max(map(len, parts[1:-1]), default=0) > max_line_bytes:
-                    return None
-                run = len(parts[-1])
-                lines += len(parts) - 1
-            if run > max_line_bytes:
-                return None
+            lines += chunk.count(b"\n")
             last = chunk
-    if last and not last.endswith(b"\n"):
-        if last.endswith(b"\r"):  # a file ending in a lone \r
-            return None
-        lines += 1
-    return lines
+    return lines + (1 if last and not last.endswith(b"\n") else 0)
 
 
 @dataclass
 class ColumnarResult:
     ok: int = 0          # good rows decided in DuckDB
-    staged: int = 0      # of those, rows the comparison acts on (in the staging CSV)
-    slow_rows: list[tuple[int, list[str]]] = field(default_factory=list)  # (row number, values) for RowParser
+    slow: int = 0        # rows left to RowParser
+    staged: int = 0      # rows the comparison acts on (in the staging CSV)
 
 
 class ColumnarCsv:
@@ -139,9 +121,11 @@ class ColumnarCsv:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def read(self, lines: int) -> bool:
+    def read(self, lines: int, max_line_bytes: int) -> bool:
         """Loads the data rows (every value as text, in file order); False if DuckDB cannot read the
-        file strictly or its record count is not its line count (a multi-line record, a blank line)."""
+        file strictly (a wrong number of fields, invalid UTF-8, a line over the limit), its record
+        count is not its line count (a multi-line record, a blank line), or a value holds a character
+        ``str.splitlines`` would break a line at."""
         cols = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(self.header)))
         try:
             self.con.execute(
@@ -149,12 +133,16 @@ class ColumnarCsv:
                 f"columns = {{{cols}}}, delim = ',', quote = '\"', escape = '\"', strict_mode = true, "
                 # no NULLs: an empty field is '' (as for the csv module), and a row with a field too
                 # many or too few is an error, not padded or trimmed
-                f"nullstr = '\\0null\\0', allow_quoted_nulls = false, encoding = 'utf-8', parallel = true)",
+                f"nullstr = '\\0null\\0', allow_quoted_nulls = false, encoding = 'utf-8', parallel = true, "
+                f"max_line_size = {int(max_line_bytes)})",
                 [str(self.path)])
         except duckdb.Error:
             return False
-        n = self.con.execute("SELECT count(*) FROM raw").fetchone()[0]  # type: ignore[index]
-        return bool(n == lines - 1)
+        every = ", ".join(f"c{i}" for i in range(len(self.header)))
+        n, odd = self.con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE regexp_matches(concat_ws(',', {every}), '{_ODD_BREAKS}')) "
+            f"FROM raw").fetchone()  # type: ignore[misc]
+        return bool(n == lines - 1 and odd == 0)
 
     def _col(self, name: str) -> str:
         """The column's text, '' when absent or empty (the csv module's view of an empty field)."""
@@ -194,11 +182,19 @@ class ColumnarCsv:
             f"CREATE TABLE v AS SELECT coalesce(({self._fast_condition()}), false) AS fast, * "
             f"FROM (SELECT rowid + 2 AS row_no, *, try_cast(substr({pid}, 1, 17) AS UBIGINT) AS n FROM raw)")
         out = ColumnarResult()
-        out.ok = int(self.con.execute("SELECT count(*) FROM v WHERE fast").fetchone()[0])  # type: ignore[index]
-        cols = ", ".join(f"coalesce(c{i}, '')" for i in range(len(self.header)))
-        for row in self.con.execute(f"SELECT row_no, {cols} FROM v WHERE NOT fast ORDER BY row_no").fetchall():
-            out.slow_rows.append((int(row[0]), list(row[1:])))
+        out.ok, out.slow = self.con.execute(  # type: ignore[misc]
+            "SELECT count(*) FILTER (WHERE fast), count(*) FILTER (WHERE NOT fast) FROM v").fetchone()
         return out
+
+    def slow_rows(self, batch: int = 20_000) -> Iterator[list[tuple[int, list[str]]]]:
+        """The rows for RowParser, (row number, values in header order), in file order and in
+        batches: a file of nothing but such rows is never all in Python at once."""
+        cols = ", ".join(f"coalesce(c{i}, '')" for i in range(len(self.header)))
+        cur = self.con.cursor()
+        cur.execute(f"SELECT row_no, {cols} FROM v WHERE NOT fast ORDER BY row_no")
+        while rows := cur.fetchmany(batch):
+            yield [(int(r[0]), list(r[1:])) for r in rows]
+        cur.close()
 
     def export(self, stage: Path, keys: Path, decided: Path | None, out: ColumnarResult) -> None:
         """The staging CSV: the fast rows the rules act on, plus ``decided`` (staging lines of the

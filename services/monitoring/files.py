@@ -34,7 +34,7 @@ from shared.messaging.unit_of_work import UnitOfWork
 from shared.runtime import ServiceRuntime
 
 from services.monitoring import audit
-from services.monitoring.columnar import (PLAIN, STAGE_COLUMNS, ColumnarCsv, ColumnarResult, csv_field, scan_structure,
+from services.monitoring.columnar import (PLAIN, STAGE_COLUMNS, ColumnarCsv, ColumnarResult, count_lines, csv_field,
                                           stage_lines)
 from services.monitoring.comparison import KEYS_DDL, STAGE_DDL, ComparisonEngine
 from services.monitoring.domain.reference import ReferenceLines
@@ -96,6 +96,8 @@ def _header(path: Path, max_line_bytes: int) -> list[str] | None:
     try:
         line = first.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError:
+        return None
+    if len(line.rstrip("\r\n").splitlines()) != 1:  # a break only str.splitlines knows: the row-by-row reader's call
         return None
     values = next(csv.reader([line]), [])
     return [v.strip() for v in values] or None
@@ -290,34 +292,36 @@ class ComparisonFileService:
         header = _header(upload, self.max_line_bytes)
         if header is None or parser.header_problems(header):
             return False
-        lines = await asyncio.to_thread(scan_structure, upload, self.max_line_bytes)
-        if lines is None:
-            return False
+        lines = await asyncio.to_thread(count_lines, upload)
 
         col = ColumnarCsv(upload, header, kind=parser.kind, allowed_types=parser.allowed_types, today=parser.today,
                           threshold=self.threshold, key=self.match_key, threads=self.duckdb_threads,
                           memory_limit=self.duckdb_memory)
         try:
             def read() -> ColumnarResult | None:
-                return col.classify() if col.read(lines) else None
+                return col.classify() if col.read(lines, self.max_line_bytes) else None
 
             out = await asyncio.to_thread(read)
             if out is None:
                 return False
-            # rows off the fast path: RowParser decides each, as on the row-by-row path
-            parser.use_header(header)
-            decided = []
-            for row_no, values in out.slow_rows:
-                rec = parser.parse_csv(values)
-                if rec.__class__ is list:
-                    sink.fail(row_no, rec)  # type: ignore[arg-type]
-                else:
-                    decided.append((row_no, rec))
-            sink.ok += out.ok + len(decided)
+            sink.ok += out.ok
             extra = None
-            if decided:
+            if out.slow:
+                # rows off the fast path: RowParser decides each, as on the row-by-row path
+                parser.use_header(header)
                 extra = spool / "decided.csv"
-                extra.write_text("".join(stage_lines(iter(decided), self.match_key, self.threshold)), encoding="utf-8")
+                batches = col.slow_rows()
+                with extra.open("w", encoding="utf-8") as fh:
+                    while (rows := await asyncio.to_thread(next, batches, None)) is not None:
+                        decided = []
+                        for row_no, values in rows:
+                            rec = parser.parse_csv(values)
+                            if rec.__class__ is list:
+                                sink.fail(row_no, rec)  # type: ignore[arg-type]
+                            else:
+                                decided.append((row_no, rec))
+                        sink.ok += len(decided)
+                        fh.writelines(stage_lines(iter(decided), self.match_key, self.threshold))
             await asyncio.to_thread(col.export, staged, keys, extra, out)
         finally:
             col.close()

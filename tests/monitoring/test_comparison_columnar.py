@@ -18,7 +18,7 @@ from shared.crypto import FieldCipher
 from shared.messaging.tables import outbox
 from tests.support import auth, make_id
 
-from services.monitoring.columnar import ColumnarCsv, MatchKey, scan_structure
+from services.monitoring.columnar import ColumnarCsv, MatchKey, count_lines
 from services.monitoring.domain.reference import load_reference_lines
 from services.monitoring.domain.rows import RowParser
 from services.monitoring.models import (comparison_file_errors, partner_records, register, register_history,
@@ -214,12 +214,24 @@ async def test_bad_rows_in_a_big_file_are_reported_and_the_rest_processed(pg_dat
         assert f["warnings_raised"] == len(o["warnings"]) == len(expected[1])
 
 
-def test_structure_scan_counts_lines_and_refuses_what_only_splitlines_splits(tmp_path: Path):
+def test_columnar_reader_refuses_what_it_cannot_read_as_the_csv_module_does(tmp_path: Path):
+    """Multi-line records, blank lines, wrong field counts, invalid UTF-8, long lines, mixed line ends
+    and breaks only str.splitlines knows all go to the row-by-row reader (read() is False)."""
     p = tmp_path / "f.csv"
-    for data, expected in [(b"a\nb\n", 2), (b"a\nb", 2), (b"a\r\nb\r\n", 2), (b"a\rb\n", None), (b"a\x0cb\n", None),
-                           ("a\u2028b\n".encode(), None), (b"a\n" + b"x" * 2000 + b"\n", None), (b"", 0)]:
-        p.write_bytes(data)
-        assert scan_structure(p, 1024) == expected, data
+    header = ["type", "person_id", "occurred_on"]
+    head = b"type,person_id,occurred_on\n"
+    for body, readable in [(b"death,1,2\n", True), (b"death,1,2", True), (b'death,"1, 2",3\n', True),
+                           (b'death,"1\n2",3\n', False), (b"death,1,2\n\ndeath,1,2\n", False),
+                           (b"death,1,2,\n", False), (b"death,1\n", False), (b"death,\xff,2\n", False),
+                           (b"death,1," + b"x" * 2000 + b"\n", False), (b"death,1,2\r\ndeath,1,2\n", False),
+                           (b"death,1\x0c,2\n", False), ("death,1\u2028,2\n".encode(), False),
+                           (b"death,1\r,2\n", False)]:
+        p.write_bytes(head + body)
+        with ColumnarCsv(p, header, kind="mixed", allowed_types=None, today=TODAY, threshold=Decimal("20000")) as col:
+            assert col.read(count_lines(p), 1024) is readable, body
+    p.write_bytes(b"type,person_id,occurred_on\r\ndeath,1,2\r\n")
+    with ColumnarCsv(p, header, kind="mixed", allowed_types=None, today=TODAY, threshold=Decimal("20000")) as col:
+        assert col.read(count_lines(p), 1024)
 
 
 def test_keyed_match_key_is_the_cipher_index_vectorised():
@@ -256,13 +268,11 @@ def test_fast_rows_are_exactly_rowparser_fast_records(tmp_path: Path, rows, kind
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(header)
         w.writerows(rows)
-    lines = scan_structure(p, 65536)
-    if lines is None:
-        return
+    lines = count_lines(p)
     parser = RowParser(kind, today=TODAY, reference=load_reference_lines())
     parser.use_header(header)
     with ColumnarCsv(p, header, kind=kind, allowed_types=None, today=TODAY, threshold=Decimal("20000")) as col:
-        if not col.read(lines):
+        if not col.read(lines, 65536):
             return
         col.classify()
         fast = {r[0] for r in col.con.execute("SELECT row_no FROM v WHERE fast").fetchall()}
