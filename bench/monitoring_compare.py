@@ -221,6 +221,19 @@ async def run_pg_floor(dsn: str, csv_path: Path) -> tuple[float, int]:
         await conn.close()
 
 
+async def run_snapshot_read(dsn: str, path: Path) -> float:
+    """The alternative to probing: read every register key (with category and village) in one COPY
+    at the start of the run, to match in memory — what that read alone costs."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        t0 = time.perf_counter()
+        await conn.copy_from_query("SELECT person_id, category, region_code FROM register", output=str(path),
+                                   format="binary")
+        return time.perf_counter() - t0
+    finally:
+        await conn.close()
+
+
 async def export_register(dsn: str, path: Path) -> None:
     conn = await asyncpg.connect(dsn)
     try:
@@ -348,6 +361,10 @@ async def main() -> None:
         await export_register(dsn, register_csv)
         floor_s, joined = await run_pg_floor(dsn, partner_csv)
         print(f"PostgreSQL floor (COPY to staging + one join): {floor_s:.2f} s ({joined:,} joined rows)")
+        snap_s = await run_snapshot_read(dsn, workdir / "snapshot.bin")
+        print(f"reading the whole register's keys in one binary COPY (an in-memory snapshot's first step): "
+              f"{snap_s:.2f} s ({(workdir / 'snapshot.bin').stat().st_size / 2**20:.0f} MiB)")
+        (workdir / "snapshot.bin").unlink()
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
             duck = await asyncio.get_running_loop().run_in_executor(pool, run_duckdb, register_csv, partner_csv, workdir)
         register_csv.unlink()
