@@ -194,10 +194,6 @@ class ComparisonEngine:
             ["file_id", "row_no", "channel", "partner_id", "type", "person_id", "occurred_on", "amount", "grade",
              "category", "region_code", "monthly_pci", "labor_capacity", "looks_eligible", "reference",
              "received_at"], rows))
-        # the statements that follow read this file's records by file_id; without fresh statistics
-        # the planner expects a handful and probes cmp_facts row by row instead of one hash join
-        # (ANALYZE samples a fixed number of rows, and counts this transaction's own inserts)
-        await s.execute(sa.text("ANALYZE partner_records"))
         return int(res.rowcount or 0)
 
     async def _probe_into_facts(self, s: AsyncSession, keys: Any) -> None:
