@@ -38,6 +38,11 @@ class FieldCipher:
         raw = base64.urlsafe_b64decode(token[len(_PREFIX):])
         return self._aead.decrypt(raw[:12], raw[12:], context.encode()).decode()
 
+    @property
+    def index_key(self) -> bytes:
+        """The HMAC key of ``index`` (for an engine that computes the same index itself, e.g. in SQL)."""
+        return self._index_key
+
     def index(self, value: str) -> str:
         return hmac.new(self._index_key, value.encode(), hashlib.sha256).hexdigest()
 

@@ -95,7 +95,11 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None,
                                   batch_rows=settings.comparison_batch_rows,
                                   max_errors=settings.comparison_max_errors_stored,
                                   max_line_bytes=settings.comparison_max_line_bytes,
-                                  max_file_bytes=settings.comparison_max_file_bytes)
+                                  max_file_bytes=settings.comparison_max_file_bytes,
+                                  columnar=settings.comparison_columnar, spool_dir=settings.comparison_spool_dir,
+                                  duckdb_threads=settings.comparison_duckdb_threads,
+                                  duckdb_memory=settings.comparison_duckdb_memory,
+                                  medical_threshold=settings.medical_expense_threshold)
     runtime.add_consumer(consumers.handlers(indicators, register, partners))
     app = create_service_app(
         runtime, title="monitoring — 低收入人口动态监测",

@@ -36,6 +36,31 @@ from services.monitoring.domain.rules import TRIGGER_RULES, WarningRules
 from services.monitoring.models import partner_records, register, register_history, reporting_units, warnings
 
 P, R, W = partner_records, register, warnings
+# The register column partner rows are matched on; it changes together with columnar.MatchKey
+# (e.g. to an HMAC index column when ID numbers are stored encrypted).
+REGISTER_KEY = register.c.person_id
+
+# The transaction's staging of a columnar file (columnar.STAGE_COLUMNS) and the register facts of
+# its matched rows; temporary: never logged, dropped at commit.
+_temp = sa.MetaData()
+STAGE = sa.Table(
+    "cmp_stage", _temp,
+    sa.Column("row_no", sa.Integer), sa.Column("type", sa.Text), sa.Column("person_id", sa.Text),
+    sa.Column("occurred_on", sa.Date), sa.Column("amount", sa.Numeric(14, 2)), sa.Column("grade", sa.SmallInteger),
+    sa.Column("category", sa.Text), sa.Column("region_code", sa.Text), sa.Column("monthly_pci", sa.Numeric(14, 2)),
+    sa.Column("labor_capacity", sa.Text), sa.Column("looks_eligible", sa.Boolean), sa.Column("reference", sa.Text),
+    sa.Column("match_key", sa.Text))
+FACTS = sa.Table(
+    "cmp_facts", _temp,
+    sa.Column("match_key", sa.Text), sa.Column("region_code", sa.Text), sa.Column("covered", sa.Integer),
+    sa.Column("watched", sa.Integer))
+STAGE_DDL = ("CREATE TEMPORARY TABLE cmp_stage (row_no integer, type text, person_id text, occurred_on date, "
+             "amount numeric(14, 2), grade smallint, category text, region_code text, monthly_pci numeric(14, 2), "
+             "labor_capacity text, looks_eligible boolean, reference text, match_key text) ON COMMIT DROP")
+KEYS = sa.Table("cmp_keys", _temp, sa.Column("match_key", sa.Text))
+KEYS_DDL = "CREATE TEMPORARY TABLE cmp_keys (match_key text) ON COMMIT DROP"
+FACTS_DDL = ("CREATE TEMPORARY TABLE cmp_facts (match_key text PRIMARY KEY, region_code text, covered integer, "
+             "watched integer) ON COMMIT DROP")
 
 
 @dataclass
@@ -45,6 +70,12 @@ class ComparisonResult:
     deaths_detected: int = 0
     register_entries: int = 0
     register_exits: int = 0
+
+
+def _alive(t: Any) -> sa.ColumnElement[bool]:
+    """No death warning for the person: a poverty-monitoring record (a re-sent file, a late one)
+    neither puts someone reported dead back into the register nor raises a coverage gap for them."""
+    return ~sa.exists().where(W.c.dedupe_key == sa.literal("death:") + t.c.person_id)
 
 
 def dialect_insert(session: AsyncSession, table: sa.Table) -> Any:
@@ -65,10 +96,13 @@ class ComparisonEngine:
         self.service = service
 
     async def run(self, tx: UnitOfWork, scope: sa.ColumnElement[bool], *, batch: str, now: datetime,
-                  source: str, warning_events: bool = True) -> ComparisonResult:
+                  source: str, warning_events: bool = True, matched: bool = False) -> ComparisonResult:
         """``warning_events=False`` (monthly files): deaths still emit ``monitoring.person.died`` one
         by one, but the warnings are announced by the file's one ``monitoring.comparison.completed``
-        and read from ``GET /v1/warnings`` — not 100,000 events for one upload."""
+        and read from ``GET /v1/warnings`` — not 100,000 events for one upload.
+
+        ``matched=True``: the records in scope came through ``store_matched`` in this transaction, and
+        the register facts of their people are in ``cmp_facts`` already (no second probe)."""
         s = tx.session
         out = ComparisonResult()
         today = to_shanghai_date(now)
@@ -77,7 +111,9 @@ class ComparisonEngine:
         max_before = int(await s.scalar(sa.select(sa.func.coalesce(sa.func.max(W.c.id), 0))) or 0)
         out.first_id = max_before
         out.register_entries = await self._register_entries(s, scope, now)
-        await self._trigger_warnings(s, scope, batch=batch, now=now, today=today)
+        if matched and out.register_entries:
+            await self._refresh_facts(s)
+        await self._trigger_warnings(s, scope, batch=batch, now=now, today=today, matched=matched)
         await self._gap_warnings(s, scope, batch=batch, now=now, today=today)
         out.register_exits = await self._death_exits(s, scope, now, source)
         new = sa.and_(W.c.id > max_before, W.c.batch == batch)
@@ -93,7 +129,7 @@ class ComparisonEngine:
         absent = ~sa.exists().where(R.c.person_id == P.c.person_id, R.c.category == P.c.category)
         fresh = (sa.select(P.c.person_id, P.c.category, sa.func.max(P.c.region_code).label("region_code"),
                            sa.func.min(P.c.occurred_on).label("since"), sa.func.min(P.c.id).label("rid"))
-                 .where(scope, P.c.type == "poverty_monitoring", P.c.category.is_not(None), absent)
+                 .where(scope, P.c.type == "poverty_monitoring", P.c.category.is_not(None), absent, _alive(P))
                  .group_by(P.c.person_id, P.c.category)).subquery("fresh")
         hist = sa.select(fresh.c.person_id, fresh.c.category, fresh.c.region_code, sa.literal("enter"),
                          fresh.c.since, sa.literal("reported by rural revitalization (返贫监测)"),
@@ -126,21 +162,80 @@ class ComparisonEngine:
                               else_=sa.literal(due[3].provisional))
         return due_on, provisional
 
+    def _probe(self, key: Any) -> Any:
+        """The register facts of one person (LATERAL: one index probe per key, never a scan of the
+        whole register): their village, whether a category covers them, whether one watches them."""
+        covered = sa.func.max(sa.case((R.c.category.in_(self.rules.covered), 1), else_=0))
+        watched = sa.func.max(sa.case((R.c.category.in_(self.rules.watched), 1), else_=0))
+        return (sa.select(sa.func.min(R.c.region_code).label("region_code"), covered.label("covered"),
+                          watched.label("watched"), sa.func.count().label("n"))
+                .where(REGISTER_KEY.collate("C") == key).lateral("r"))  # ix_register_lookup: index-only
+
+    def relevant(self, t: Any) -> sa.ColumnElement[bool]:
+        """The records the trigger rules act on (the rules' filter, over any table with type/amount)."""
+        return sa.and_(t.c.type.in_(list(TRIGGER_RULES)),
+                       sa.or_(t.c.type != "medical_expense", t.c.amount >= self.threshold))
+
+    async def store_matched(self, s: AsyncSession, *, file_id: str, partner_id: str, now: datetime) -> int:
+        """PostgreSQL, columnar files: the rows staged in ``cmp_stage`` are matched with the register
+        in one probe per distinct key (their facts kept in ``cmp_facts``), and only what the comparison
+        can act on becomes a partner record: rows of people in the register, rows of people this
+        file's poverty-monitoring rows may enter into it, and every poverty-monitoring row (M1 entries
+        and M4 gaps concern people not in it yet). Returns the records stored."""
+        st = STAGE
+        await s.execute(sa.text(FACTS_DDL))
+        # cmp_keys: distinct, in "C" order already (DuckDB sorted them), so the probes walk the index
+        await self._probe_into_facts(s, sa.select(KEYS.c.match_key).subquery("k"))
+        entering = sa.select(st.c.match_key).where(st.c.type == "poverty_monitoring", st.c.category.is_not(None))
+        keep = sa.or_(st.c.type == "poverty_monitoring", st.c.match_key.in_(sa.select(FACTS.c.match_key)),
+                      st.c.match_key.in_(entering))
+        rows = sa.select(
+            sa.literal(file_id), st.c.row_no, sa.literal("file"), sa.literal(partner_id), st.c.type, st.c.person_id,
+            st.c.occurred_on, st.c.amount, st.c.grade, st.c.category, st.c.region_code, st.c.monthly_pci,
+            st.c.labor_capacity, st.c.looks_eligible, st.c.reference, sa.literal(now, type_=P.c.received_at.type),
+        ).where(keep)
+        res = await s.execute(P.insert().from_select(
+            ["file_id", "row_no", "channel", "partner_id", "type", "person_id", "occurred_on", "amount", "grade",
+             "category", "region_code", "monthly_pci", "labor_capacity", "looks_eligible", "reference",
+             "received_at"], rows))
+        return int(res.rowcount or 0)
+
+    async def _probe_into_facts(self, s: AsyncSession, keys: Any) -> None:
+        r = self._probe(keys.c.match_key)
+        found = (sa.select(keys.c.match_key, r.c.region_code, r.c.covered, r.c.watched)
+                 .select_from(keys.join(r, r.c.n > 0)))
+        await s.execute(FACTS.insert().from_select(["match_key", "region_code", "covered", "watched"], found))
+        await s.execute(sa.text("ANALYZE cmp_facts"))  # temp tables have no statistics of their own
+
+    async def _refresh_facts(self, s: AsyncSession) -> None:
+        """After this file's M1 entries: the facts of the people they entered, probed again (the
+        row-by-row path probes after the entries too)."""
+        st = STAGE
+        entered = (sa.select(st.c.match_key).where(st.c.type == "poverty_monitoring", st.c.category.is_not(None))
+                   .group_by(st.c.match_key)).subquery("k")
+        await s.execute(FACTS.delete().where(FACTS.c.match_key.in_(sa.select(entered.c.match_key))))
+        await self._probe_into_facts(s, entered)
+
     async def _trigger_warnings(self, s: AsyncSession, scope: sa.ColumnElement[bool], *, batch: str,
-                                now: datetime, today: date) -> None:
+                                now: datetime, today: date, matched: bool = False) -> None:
         rules = self.rules
         covered = sa.func.max(sa.case((R.c.category.in_(rules.covered), 1), else_=0))
         watched = sa.func.max(sa.case((R.c.category.in_(rules.watched), 1), else_=0))
-        relevant = sa.and_(scope, P.c.type.in_(list(TRIGGER_RULES)),
-                           sa.or_(P.c.type != "medical_expense", P.c.amount >= self.threshold))
-        if s.bind.dialect.name == "postgresql":
-            # one index probe of the register per record (LATERAL), never a scan of the whole register
-            # records in person order: consecutive probes hit neighbouring index pages
+        relevant = sa.and_(scope, self.relevant(P))
+        if matched:
+            # the facts store_matched found for each record's key (via its staged row); of two records with
+            # one dedupe key the first in the file wins, as below
+            m = (sa.select(P.c.id.label("rid"), P.c.type, P.c.person_id, P.c.occurred_on, P.c.amount, P.c.grade,
+                           FACTS.c.region_code, FACTS.c.covered, FACTS.c.watched)
+                 .select_from(P.join(STAGE, STAGE.c.row_no == P.c.row_no)
+                              .join(FACTS, FACTS.c.match_key == STAGE.c.match_key)).where(relevant)
+                 .order_by(P.c.person_id.collate("C"), P.c.row_no)).subquery("m")
+        elif s.bind.dialect.name == "postgresql":
+            # records in person order: consecutive probes hit neighbouring index pages; then in record
+            # order, so of two records with one dedupe key (two deaths of one person) the first wins
             ps = (sa.select(P.c.id, P.c.type, P.c.person_id, P.c.occurred_on, P.c.amount, P.c.grade)
-                  .where(relevant).order_by(P.c.person_id.collate("C"))).subquery("ps")
-            r = (sa.select(sa.func.min(R.c.region_code).label("region_code"), covered.label("covered"),
-                           watched.label("watched"), sa.func.count().label("n"))
-                 .where(R.c.person_id == ps.c.person_id).lateral("r"))
+                  .where(relevant).order_by(P.c.person_id.collate("C"), P.c.id)).subquery("ps")
+            r = self._probe(ps.c.person_id)
             m = (sa.select(ps.c.id.label("rid"), ps.c.type, ps.c.person_id, ps.c.occurred_on, ps.c.amount,
                            ps.c.grade, r.c.region_code, r.c.covered, r.c.watched)
                  .select_from(ps.join(r, r.c.n > 0))).subquery("m")
@@ -213,7 +308,7 @@ class ComparisonEngine:
                        sa.literal(gap.label).label("label"), sa.literal(gap.rule).label("rule"),
                        sa.literal(gap.level).label("level"))
              .where(scope, P.c.type == "poverty_monitoring", P.c.looks_eligible.is_(True),
-                    P.c.region_code.is_not(None), ~is_covered, ~open_gap)).subquery("gp")
+                    P.c.region_code.is_not(None), ~is_covered, ~open_gap, _alive(P))).subquery("gp")
         dedupe = (sa.literal("gap:") + g.c.person_id + ":"
                   + sa.func.substr(sa.cast(g.c.occurred_on, sa.String), 1, 7))
         await self._insert_warnings(s, g, dedupe, source_type=sa.literal("partner:poverty_monitoring"),

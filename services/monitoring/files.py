@@ -1,12 +1,26 @@
-"""M2 monthly comparison files (CSV or JSONL, hundreds of thousands of rows): streamed, validated
-row by row (a bad row is reported with its row number, field and message and never stops the
-others), stored in batches (COPY on PostgreSQL), then compared with the register set-based."""
+"""M2 monthly comparison files (CSV or JSONL, hundreds of thousands of rows): every row validated
+(a bad row is reported with its row number, field and message and never stops the others), then
+compared with the register set-based, in one transaction.
+
+Two readers, with the same records and the same error report:
+* columnar (PostgreSQL, CSV): the upload is spooled to disk, DuckDB checks the well-formed rows over
+  columns (``columnar.py``), only the rows the rules act on are staged (one COPY into a temporary
+  table), matched with the register in one probe per person, and only the matched ones (and every
+  poverty-monitoring row) are stored as partner records;
+* row by row (JSONL, SQLite, or a CSV DuckDB cannot read exactly): streamed, parsed in Python,
+  every good row stored (COPY on PostgreSQL), then compared.
+The file itself is identified by its SHA-256 (kept with the file and in the audit trail)."""
 from __future__ import annotations
 
+import asyncio
+import csv
 import hashlib
+import shutil
+import tempfile
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 import sqlalchemy as sa
@@ -21,7 +35,9 @@ from shared.pii import PersonVault
 from shared.runtime import ServiceRuntime
 
 from services.monitoring import audit
-from services.monitoring.comparison import ComparisonEngine
+from services.monitoring.columnar import (STAGE_COLUMNS, ColumnarCsv, ColumnarResult, MatchKey, count_lines,
+                                          csv_field, stage_lines)
+from services.monitoring.comparison import KEYS_DDL, STAGE_DDL, ComparisonEngine
 from services.monitoring.domain.reference import ReferenceLines
 from services.monitoring.domain.rows import FILE_KINDS, Record, RowParser
 from services.monitoring.models import comparison_file_errors, comparison_files, partner_records
@@ -55,13 +71,37 @@ class _Hashing:
             yield chunk
 
 
-def _csv_field(value: Any) -> str:
-    if value is None:
-        return ""
-    text = str(value)
-    if text == "" or "," in text or '"' in text or "\n" in text or "\r" in text:
-        return '"' + text.replace('"', '""') + '"'
-    return text
+async def _spool(chunks: AsyncIterator[bytes], path: Path) -> None:
+    with path.open("wb") as fh:
+        async for chunk in chunks:
+            fh.write(chunk)
+
+
+async def _file_chunks(path: Path, size: int = 1 << 16) -> AsyncIterator[bytes]:
+    with path.open("rb") as fh:
+        while chunk := fh.read(size):
+            yield chunk
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def _header(path: Path, max_line_bytes: int) -> list[str] | None:
+    """The header row as the row-by-row reader sees it, or None for anything it would judge itself
+    (no complete first line, not UTF-8, an empty file)."""
+    with path.open("rb") as fh:
+        first = fh.readline(max_line_bytes + 1)
+    if not first.endswith(b"\n"):
+        return None
+    try:
+        line = first.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        return None
+    if len(line.rstrip("\r\n").splitlines()) != 1:  # a break only str.splitlines knows: the row-by-row reader's call
+        return None
+    values = next(csv.reader([line]), [])
+    return [v.strip() for v in values] or None
 
 
 class _Sink:
@@ -87,8 +127,8 @@ class _Sink:
         self.rows: list[tuple[Any, ...]] = []
         self.lines: list[str] = []
         # the columns every row of this file shares, as CSV text
-        self._head = f"{_csv_field(file_id)},"
-        self._mid = f",file,{_csv_field(partner_id)},"
+        self._head = f"{csv_field(file_id)},"
+        self._mid = f",file,{csv_field(partner_id)},"
         self._tail = f",{now.isoformat()}\n"
         self.errors: list[dict[str, Any]] = []
         self.ok = self.failed = self.errors_stored = 0
@@ -110,7 +150,7 @@ class _Sink:
                 f"{rec.category or ''},{rec.region_code or ''},"
                 f"{'' if rec.monthly_per_capita_income is None else rec.monthly_per_capita_income},"
                 f"{rec.labor_capacity or ''},{'t' if rec.looks_eligible else 'f'},"
-                f"{'' if ref is None else _csv_field(ref)}{self._tail}")
+                f"{'' if ref is None else csv_field(ref)}{self._tail}")
         else:
             amount = rec.amount if rec.amount is None or isinstance(rec.amount, Decimal) else Decimal(rec.amount)
             self.rows.append((self.file_id, row_no, "file", self.partner_id, rec.type, person, rec.occurred_on,
@@ -144,8 +184,17 @@ class _Sink:
 class ComparisonFileService:
     def __init__(self, runtime: ServiceRuntime, engine: ComparisonEngine, partners: PartnerService,
                  directory: PartnerDirectory, reference_lines: ReferenceLines, *, clock: Callable[[], datetime],
-                 batch_rows: int, max_errors: int, max_line_bytes: int, max_file_bytes: int) -> None:
+                 batch_rows: int, max_errors: int, max_line_bytes: int, max_file_bytes: int,
+                 columnar: bool = True, spool_dir: str | None = None, duckdb_threads: int = 2,
+                 duckdb_memory: str = "1GB", medical_threshold: Decimal = Decimal("20000.00")) -> None:
         self.runtime = runtime
+        self.columnar = columnar
+        self.spool_dir = spool_dir
+        self.duckdb_threads = duckdb_threads
+        self.duckdb_memory = duckdb_memory
+        self.threshold = medical_threshold
+        # the register lookup key of a partner row: the person key (shared/pii.py), spelt in DuckDB
+        self.match_key = MatchKey(engine.persons.cipher.index_key)
         self.engine = engine
         self.partners = partners
         self.directory = directory
@@ -179,49 +228,126 @@ class ComparisonFileService:
         parser = RowParser(kind, today=today, reference=self.reference_lines, allowed_types=owned)
         file_id = str(uuid.uuid4())
         hashed = _Hashing(chunks, self.max_file_bytes)
-        async with self.runtime.uow() as tx:
-            await tx.session.execute(comparison_files.insert().values(
-                id=file_id, kind=kind, format=fmt, filename=(filename or "")[:200] or None, partner_id=partner_id,
-                uploaded_by=principal.sub, uploaded_by_role=principal.role, region_code=principal.region,
-                status="processing", started_at=now))
-            sink = _Sink(tx, file_id, partner_id, now, batch_rows=self.batch_rows, max_errors=self.max_errors,
-                         persons=self.engine.persons)
-            blocks = (self._read_csv if fmt == "csv" else self._read_jsonl)(parser, hashed, sink)
-            try:
-                if sink.pg:
-                    await self._copy(tx, blocks, sink)
-                else:
-                    async for _ in blocks:
-                        if len(sink.rows) >= self.batch_rows:
-                            await sink.flush_rows()
-                    await sink.flush_rows()
-            except StreamTooLong as exc:
-                raise InvalidInput.field("file", str(exc)) from None
-            await sink.flush_errors()
-            await self.engine.persons.keep(tx.session, sink.newcomers)
-            if nonce is not None:
-                self.partners.authenticate(principal, headers, hashed.sha.hexdigest())
-                await self.partners.consume_nonce(tx, partner_id, nonce, now)
-            result = await self.engine.run(tx, partner_records.c.file_id == file_id, batch=f"f:{file_id}", now=now,
-                                           source=partner_id, warning_events=False)
-            finished = self.clock()
-            values = {"status": "completed", "rows_total": sink.ok + sink.failed, "rows_ok": sink.ok,
-                      "rows_failed": sink.failed, "errors_stored": sink.errors_stored,
-                      "warnings_raised": result.warnings_raised, "deaths_detected": result.deaths_detected,
-                      "register_entries": result.register_entries, "size_bytes": hashed.size,
-                      "sha256": hashed.sha.hexdigest(), "finished_at": finished}
-            await tx.session.execute(comparison_files.update().where(comparison_files.c.id == file_id).values(**values))
-            await audit.record(tx.session, principal, "comparison_file.processed", "comparison_file", file_id,
-                               {"kind": kind, "partner_id": partner_id, "sha256": values["sha256"],
-                                "rows_ok": sink.ok, "rows_failed": sink.failed,
-                                "warnings_raised": result.warnings_raised, "deaths_detected": result.deaths_detected})
-            tx.emit(ComparisonCompleted(file_id=file_id, kind=kind, rows_total=values["rows_total"], rows_ok=sink.ok,
-                                        rows_failed=sink.failed, warnings_raised=result.warnings_raised,
-                                        deaths_detected=result.deaths_detected, completed_at=finished),
-                    subject=file_id)
+        columnar = fmt == "csv" and self.columnar and self.runtime.engine.dialect.name == "postgresql"
+        spool: Path | None = None
+        try:
+            source: Any = hashed
+            if columnar:
+                # the whole upload on disk before the transaction opens (DuckDB reads files; a 413 keeps nothing)
+                spool = Path(tempfile.mkdtemp(prefix="comparison-", dir=self.spool_dir))
+                await _spool(hashed, spool / "upload.csv")
+                source = _file_chunks(spool / "upload.csv")
+            async with self.runtime.uow() as tx:
+                await tx.session.execute(comparison_files.insert().values(
+                    id=file_id, kind=kind, format=fmt, filename=(filename or "")[:200] or None, partner_id=partner_id,
+                    uploaded_by=principal.sub, uploaded_by_role=principal.role, region_code=principal.region,
+                    status="processing", started_at=now))
+                sink = _Sink(tx, file_id, partner_id, now, batch_rows=self.batch_rows, max_errors=self.max_errors,
+                             persons=self.engine.persons)
+                matched = spool is not None and await self._columnar(tx, parser, spool, sink, file_id, partner_id, now)
+                if not matched:
+                    await self._row_by_row(tx, fmt, parser, source, sink)
+                await sink.flush_errors()
+                await self.engine.persons.keep(tx.session, sink.newcomers)
+                if nonce is not None:
+                    self.partners.authenticate(principal, headers, hashed.sha.hexdigest())
+                    await self.partners.consume_nonce(tx, partner_id, nonce, now)
+                result = await self.engine.run(tx, partner_records.c.file_id == file_id, batch=f"f:{file_id}",
+                                               now=now, source=partner_id, warning_events=False, matched=matched)
+                values = await self._finish(tx, principal, file_id, kind, sink, result, hashed)
+        finally:
+            if spool is not None:
+                shutil.rmtree(spool, ignore_errors=True)
         log.info("comparison_file_processed", file_id=file_id, kind=kind, rows=values["rows_total"],
-                 failed=sink.failed, warnings=result.warnings_raised, seconds=(finished - now).total_seconds())
+                 failed=sink.failed, warnings=result.warnings_raised, columnar=matched,
+                 seconds=(values["finished_at"] - now).total_seconds())
         return await self.get(file_id, principal)
+
+    async def _finish(self, tx: UnitOfWork, principal: Principal, file_id: str, kind: str, sink: "_Sink",
+                      result: Any, hashed: _Hashing) -> dict[str, Any]:
+        partner_id = sink.partner_id
+        finished = self.clock()
+        values = {"status": "completed", "rows_total": sink.ok + sink.failed, "rows_ok": sink.ok,
+                  "rows_failed": sink.failed, "errors_stored": sink.errors_stored,
+                  "warnings_raised": result.warnings_raised, "deaths_detected": result.deaths_detected,
+                  "register_entries": result.register_entries, "size_bytes": hashed.size,
+                  "sha256": hashed.sha.hexdigest(), "finished_at": finished}
+        await tx.session.execute(comparison_files.update().where(comparison_files.c.id == file_id).values(**values))
+        await audit.record(tx.session, principal, "comparison_file.processed", "comparison_file", file_id,
+                           {"kind": kind, "partner_id": partner_id, "sha256": values["sha256"],
+                            "rows_ok": sink.ok, "rows_failed": sink.failed,
+                            "warnings_raised": result.warnings_raised, "deaths_detected": result.deaths_detected})
+        tx.emit(ComparisonCompleted(file_id=file_id, kind=kind, rows_total=values["rows_total"], rows_ok=sink.ok,
+                                    rows_failed=sink.failed, warnings_raised=result.warnings_raised,
+                                    deaths_detected=result.deaths_detected, completed_at=finished),
+                subject=file_id)
+        return values
+
+    async def _row_by_row(self, tx: UnitOfWork, fmt: str, parser: RowParser, source: Any, sink: "_Sink") -> None:
+        blocks = (self._read_csv if fmt == "csv" else self._read_jsonl)(parser, source, sink)
+        try:
+            if sink.pg:
+                await self._copy(tx, blocks, sink)
+            else:
+                async for _ in blocks:
+                    if len(sink.rows) >= self.batch_rows:
+                        await sink.flush_rows()
+                await sink.flush_rows()
+        except StreamTooLong as exc:
+            raise InvalidInput.field("file", str(exc)) from None
+
+    async def _columnar(self, tx: UnitOfWork, parser: RowParser, spool: Path, sink: "_Sink", file_id: str,
+                        partner_id: str, now: datetime) -> bool:
+        """The columnar reader (module docstring); False, having stored nothing, if this file needs
+        the row-by-row reader (its structure, or a header the row-by-row reader reports on)."""
+        upload, staged, keys = spool / "upload.csv", spool / "stage.csv", spool / "keys.csv"
+        header = _header(upload, self.max_line_bytes)
+        if header is None or parser.header_problems(header):
+            return False
+        lines = await asyncio.to_thread(count_lines, upload)
+
+        col = ColumnarCsv(upload, header, kind=parser.kind, allowed_types=parser.allowed_types, today=parser.today,
+                          threshold=self.threshold, key=self.match_key, threads=self.duckdb_threads,
+                          memory_limit=self.duckdb_memory)
+        try:
+            def read() -> ColumnarResult | None:
+                return col.classify() if col.read(lines, self.max_line_bytes) else None
+
+            out = await asyncio.to_thread(read)
+            if out is None:
+                return False
+            sink.ok += out.ok
+            extra = None
+            if out.slow:
+                # rows off the fast path: RowParser decides each, as on the row-by-row path
+                parser.use_header(header)
+                extra = spool / "decided.csv"
+                batches = col.slow_rows()
+                with extra.open("w", encoding="utf-8") as fh:
+                    while (rows := await asyncio.to_thread(next, batches, None)) is not None:
+                        decided = []
+                        for row_no, values in rows:
+                            rec = parser.parse_csv(values)
+                            if rec.__class__ is list:
+                                sink.fail(row_no, rec)  # type: ignore[arg-type]
+                            else:
+                                decided.append((row_no, rec))
+                                if rec.type == "poverty_monitoring":  # (never a fast-path type) kept in the vault
+                                    sink.newcomers.append(rec.person_id)
+                        sink.ok += len(decided)
+                        fh.writelines(stage_lines(iter(decided), self.match_key, self.threshold))
+            await asyncio.to_thread(col.export, staged, keys, extra, out)
+        finally:
+            col.close()
+        await tx.session.execute(sa.text(STAGE_DDL))
+        await tx.session.execute(sa.text(KEYS_DDL))
+        conn = await tx.session.connection()
+        raw = (await conn.get_raw_connection()).driver_connection
+        await raw.copy_to_table("cmp_stage", source=str(staged), columns=list(STAGE_COLUMNS),  # type: ignore[union-attr]
+                                format="csv")
+        await raw.copy_to_table("cmp_keys", source=str(keys), format="csv")  # type: ignore[union-attr]
+        await self.engine.store_matched(tx.session, file_id=file_id, partner_id=partner_id, now=now)
+        return True
 
     @staticmethod
     async def _copy(tx: UnitOfWork, blocks: AsyncIterator[None], sink: _Sink) -> None:

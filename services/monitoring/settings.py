@@ -25,6 +25,12 @@ class Settings(ServiceSettings):
     comparison_max_errors_stored: int = Field(default=10_000, ge=10)
     comparison_max_line_bytes: int = Field(default=64 * 1024, ge=1024)
     comparison_max_file_bytes: int = Field(default=2 * 1024**3, ge=1024)
+    # M2 on PostgreSQL: CSV files are spooled to disk and read by DuckDB (columnar.py); off, or for a
+    # file DuckDB cannot read exactly, every row goes through the row-by-row parser instead.
+    comparison_columnar: bool = True
+    comparison_spool_dir: str | None = None  # None: the system's temporary directory
+    comparison_duckdb_threads: int = Field(default=2, ge=1, le=64)
+    comparison_duckdb_memory: str = "1GB"
     # M3: how often the escalation scan runs in the background (0: only by POST /v1/warnings/escalations).
     escalation_scan_interval_s: float = Field(default=3600.0, ge=0)
     # Comparison files are streamed and limited by comparison_max_file_bytes, not the kernel's

@@ -9,7 +9,7 @@ from alembic import op
 from shared.audit import add_pending_table, drop_pending_table
 
 revision = "audit_pending_latency"
-down_revision = "0005pii"
+down_revision = "20261201_compare"
 branch_labels = None
 depends_on = None
 
