@@ -87,10 +87,12 @@ def random_file(rnd: random.Random, pool: list[str], n: int) -> tuple[str, int]:
 
 
 async def seed_register(h, pool: list[str], rnd: random.Random) -> None:
+    """The register keeps person keys (shared/pii.py), as the service writes it."""
+    key = FieldCipher(h.app.state.runtime.settings.data_encryption_key).index
     rows = []
     for pid in pool:
         for cat in rnd.sample(CATEGORIES, rnd.choice([1, 1, 2])):
-            rows.append({"person_id": pid, "category": cat, "region_code": rnd.choice(VILLAGES),
+            rows.append({"person_id": key(pid), "category": cat, "region_code": rnd.choice(VILLAGES),
                          "since": date(2025, 1, 1), "source_type": "test", "updated_at": datetime(2026, 1, 1, tzinfo=timezone.utc)})
     async with h.app.state.runtime.session_factory() as s:
         await s.execute(register.insert(), rows)
