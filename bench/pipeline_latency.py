@@ -65,32 +65,41 @@ class RawHttp:
         request = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n{head}"
                    f"Content-Length: {len(payload)}\r\n\r\n").encode() + payload
         async with self.sem:
-            conn = self.free.pop() if self.free else await asyncio.open_connection(self.host, self.port)
-            reader, writer = conn
             try:
-                writer.write(request)
-                status_line = await reader.readline()
-                if not status_line:
-                    raise ConnectionError("closed by the server")
-                length, close = 0, False
-                while True:
-                    line = await reader.readline()
-                    if line in (b"\r\n", b""):
-                        break
-                    name, _, value = line.decode("latin-1").partition(":")
-                    if name.lower() == "content-length":
-                        length = int(value)
-                    elif name.lower() == "connection" and "close" in value.lower():
-                        close = True
-                data = await reader.readexactly(length)
-            except BaseException:
-                writer.close()
-                raise
-            if close:
-                writer.close()
-            else:
-                self.free.append(conn)
-            return int(status_line.split()[1]), data
+                return await self._exchange(request, reuse=True)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                # A kept-alive connection the server had closed (its keep-alive timeout): once
+                # more on a new one. Both requests of the bench are safe to repeat (Idempotency-Key;
+                # a second confirm is refused with 409).
+                return await self._exchange(request, reuse=False)
+
+    async def _exchange(self, request: bytes, *, reuse: bool) -> tuple[int, bytes]:
+        conn = self.free.pop() if reuse and self.free else await asyncio.open_connection(self.host, self.port)
+        reader, writer = conn
+        try:
+            writer.write(request)
+            status_line = await reader.readline()
+            if not status_line:
+                raise ConnectionError("closed by the server")
+            length, close = 0, False
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                name, _, value = line.decode("latin-1").partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+                elif name.lower() == "connection" and "close" in value.lower():
+                    close = True
+            data = await reader.readexactly(length)
+        except BaseException:
+            writer.close()
+            raise
+        if close:
+            writer.close()
+        else:
+            self.free.append(conn)
+        return int(status_line.split()[1]), data
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -276,6 +285,20 @@ async def main(rate: int, duration: float, profile: Path | None = None) -> int:
         meter = CpuMeter(pids, admin, list(names.values()))
         idle = await meter.idle_rates(5.0)
         await meter.begin()
+        waits: dict[tuple[str, str], int] = {}
+        db_service = {db: svc for svc, db in names.items()}
+
+        async def sample_waits() -> None:
+            """What the services' PostgreSQL sessions are doing, sampled every 100 ms while posting."""
+            while True:
+                for r in await admin.fetch(
+                        "SELECT datname, state, wait_event_type, wait_event FROM pg_stat_activity "
+                        "WHERE datname = ANY($1::text[]) AND state <> 'idle'", list(names.values())):
+                    what = f"{r['state']}:{r['wait_event_type'] or '-'}:{r['wait_event'] or '-'}"
+                    waits[(db_service[r["datname"]], what)] = waits.get((db_service[r["datname"]], what), 0) + 1
+                await asyncio.sleep(0.1)
+
+        waits_task = asyncio.create_task(sample_waits())
         spies = []
         if profile is not None:  # py-spy (pip install py-spy) samples each service during the posting window
             import subprocess
@@ -290,6 +313,7 @@ async def main(rate: int, duration: float, profile: Path | None = None) -> int:
         for i in range(n):
             await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
             tasks.append(asyncio.create_task(post(i)))
+        waits_task.cancel()
         posting = await meter.end()  # CPU while the applications arrive (the queue forms here or nowhere)
         posting_s = time.monotonic() - start
         await asyncio.gather(*tasks)
@@ -353,7 +377,8 @@ async def main(rate: int, duration: float, profile: Path | None = None) -> int:
             from collections import Counter
             print(f"failed requests: {dict(Counter(failed))}")
         print(f"posted {len(sent)} of {n} applications in {post_s:.1f} s ({len(sent) / post_s:.0f}/s); "
-              f"disbursements: {sum(a in disb for a in sent)}; lost: {sum(a not in disb for a in sent)}")
+              f"disbursements: {sum(a in disb for a in sent)}; not disbursed by the end of the 120 s drain: "
+              f"{sum(a not in disb for a in sent)}")
         print(f"CPU per process, in % of one core: idle (5 s before posting), while posting ({posting_s:.1f} s), "
               f"and per application = (CPU over the {window_s:.1f} s window of posting + drain − idle × window) "
               f"/ {len(sent)} applications:")
@@ -366,6 +391,27 @@ async def main(rate: int, duration: float, profile: Path | None = None) -> int:
             per_app = max(0.0, sec - idl * window_s) / max(1, len(sent)) * 1000
             print(f"  {name:<36} idle {idl * 100:5.0f} %  posting {busy / posting_s * 100:5.0f} %  "
                   f"{per_app:6.2f} ms/application")
+        print("busy PostgreSQL sessions while posting (samples every 100 ms, state:wait type:wait event):")
+        for (svc, what), k in sorted(waits.items(), key=lambda x: -x[1])[:12]:
+            print(f"  {svc:<12} {what:<48} {k}")
+        intake_db = await asyncpg.connect(f"{base}/{names['intake']}")
+        elig_db = await asyncpg.connect(f"{base}/{names['eligibility']}")
+        relay_in = [(r["sent_at"] - r["created_at"]).total_seconds() * 1000 for r in await intake_db.fetch(
+            "SELECT created_at, sent_at FROM outbox WHERE type = 'intake.application.submitted' AND sent_at IS NOT NULL")]
+        submitted_sent = {r["key"]: r["sent_at"].timestamp() for r in await intake_db.fetch(
+            "SELECT key, sent_at FROM outbox WHERE type = 'intake.application.submitted' AND sent_at IS NOT NULL")}
+        relay_el = [(r["sent_at"] - r["created_at"]).total_seconds() * 1000 for r in await elig_db.fetch(
+            "SELECT created_at, sent_at FROM outbox WHERE type = 'eligibility.decision.made' AND sent_at IS NOT NULL")]
+        decision_sent = {r["key"]: r["sent_at"].timestamp() for r in await elig_db.fetch(
+            "SELECT key, sent_at FROM outbox WHERE type = 'eligibility.decision.made' AND sent_at IS NOT NULL")}
+        await intake_db.close()
+        await elig_db.close()
+        consume_el = [(cases[a][1] - submitted_sent[a]) * 1000 for a in sent if a in cases and a in submitted_sent]
+        consume_pay = [(disb[a] - decision_sent[a]) * 1000 for a in sent if a in disb and a in decision_sent]
+        print(summary("intake relay: committed → published", relay_in))
+        print(summary("published → eligibility consumer stored it", consume_el))
+        print(summary("eligibility relay: decision committed → published", relay_el))
+        print(summary("published → payments consumer stored it", consume_pay))
         print(summary("POST → case opened in eligibility (1 hop)", to_case))
         print(summary("POST → decision proposed (verifier)", to_proposal))
         print(summary("proposed → officer saw it (officer poll)", confirm_wait))

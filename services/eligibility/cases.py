@@ -95,6 +95,7 @@ class CaseService:
             sa.select(cases.c.application_id).where(cases.c.application_id.in_(ids)))).scalars())
         now = utcnow()
         todo: list[tuple[Envelope, ApplicationSubmitted]] = []
+        snap = None
         for env, data in events:
             if data.application_id in existing:
                 continue  # the same application re-sent under a new event id: still one case
@@ -118,8 +119,10 @@ class CaseService:
                 pending_sources=list(required_sources(data.program)), verification={}, next_check_at=now,
                 check_rounds=0))
             if not required_sources(data.program):
+                if snap is None:  # one look at the published versions for the whole batch
+                    snap = await self.policies.snapshot(tx.session)
                 rows[-1].update(next_check_at=None)
-                rows[-1].update(await self.proposal_values(rows[-1], [], now, session=tx.session))
+                rows[-1].update(await self.proposal_values(rows[-1], [], now, session=tx.session, snap=snap))
             tx.emit(CaseOpened(
                 case_id=case_id, application_id=data.application_id, channel=data.channel, program=data.program,
                 region_code=data.region_code, handling_region_code=data.handling_region_code,
@@ -252,14 +255,17 @@ class CaseService:
 
     # -- the proposal ------------------------------------------------------------------------------
     async def proposal_values(self, row: Mapping[str, Any], facts: list[Fact], now: datetime, *,
-                              session: AsyncSession | None = None) -> dict[str, Any]:
+                              session: AsyncSession | None = None, snap: Any = None) -> dict[str, Any]:
         """The engine's proposed decision with its full trace (the case's inputs after the means
         test, the policy in force today for the case's region)."""
         program = row["program"]
         mt = apply_facts(row["household"], facts)
         as_of = today()
         region = policy_region(row)
-        res, policy, snap = await self.policies.resolved(region, as_of, session=session)
+        if snap is None:
+            res, policy, snap = await self.policies.resolved(region, as_of, session=session)
+        else:  # the caller read the published versions once for a whole batch
+            res, policy = self.policies.resolve_in(snap, region, as_of)
         base: dict[str, Any] = {"proposal_as_of": as_of, "proposal_at": now}
         if policy is None:
             return {**base, "status": "awaiting_policy", "proposal": None, "proposal_inputs": None,

@@ -98,3 +98,36 @@ async def test_duplicate_event_and_poison_over_kafka(kafka_broker, database_url:
             assert b"poison" in headers["error"]
         finally:
             await dlq.stop()
+
+
+async def test_batch_handler_gets_a_partition_batch_and_a_failed_batch_comes_again(kafka_broker) -> None:
+    """With a batch handler the bus hands over what it fetched of a partition at once, commits
+    after it returns, and rewinds to the batch's first record when it raises (none is skipped)."""
+    bus = make_bus(kafka_broker)
+    calls: list[list[bytes]] = []
+    stored: list[bytes] = []
+    failed_once = False
+
+    async def one(msg: IncomingMessage) -> None:
+        raise AssertionError("the batch handler takes every message")
+
+    async def batch(msgs: list[IncomingMessage]) -> None:
+        nonlocal failed_once
+        calls.append([m.value for m in msgs])
+        if not failed_once and b"3" in [m.value for m in msgs]:
+            failed_once = True
+            raise RuntimeError("effects not stored")  # the whole batch must come again
+        stored.extend(m.value for m in msgs)
+
+    bus.subscribe("gb", ["t.batches"], one, batch_handler=batch)
+    await bus.start()
+    try:
+        await asyncio.sleep(1.0)  # the group has joined: what follows is fetched together
+        await bus.publish([OutgoingMessage("t.batches", "case-1", str(i).encode()) for i in range(20)])
+        await eventually(lambda: _ready(len(stored) >= 20), timeout=30)
+        assert stored == [str(i).encode() for i in range(20)]  # in order, each once after the retry
+        assert failed_once and any(len(c) > 1 for c in calls)
+        retried = next(i for i, c in enumerate(calls) if b"3" in c)
+        assert calls[retried + 1][0] == calls[retried][0]  # rewound to the first record of the batch
+    finally:
+        await bus.stop()
