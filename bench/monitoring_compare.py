@@ -372,7 +372,7 @@ async def main() -> None:
         profile = StatementTimes() if args.profile else None
         service_s, result = await run_service(dsn, partner_csv, profile)
         service_rss = rss_mib()
-        print(f"service (spool → DuckDB → COPY stage → probe → INSERT…SELECT partner records, warnings, register "
+        print(f"service (spool → DuckDB → COPY keys → probe → COPY matched partner records → INSERT…SELECT warnings, register "
               f"exits, outbox; one transaction): {service_s:.2f} s, peak RSS {service_rss:.0f} MiB")
         print(f"  rows ok {result['rows_ok']:,}, failed {result['rows_failed']:,}; warnings {result['warnings_raised']:,} "
               f"(deaths {result['deaths_detected']:,}); outbox rows {result['outbox_rows']:,}")

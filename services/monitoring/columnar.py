@@ -196,19 +196,18 @@ class ColumnarCsv:
             yield [(int(r[0]), list(r[1:])) for r in rows]
         cur.close()
 
-    def export(self, stage: Path, keys: Path, decided: Path | None, out: ColumnarResult) -> None:
-        """The staging CSV: the fast rows the rules act on, plus ``decided`` (staging lines of the
-        rows RowParser accepted, from ``stage_lines``); and the distinct keys to probe the register
-        with, sorted bytewise (the index's "C" order: consecutive probes hit neighbouring pages)."""
+    def export(self, keys: Path, decided: Path | None, out: ColumnarResult) -> None:
+        """Stages (in DuckDB) the fast rows the rules act on, plus ``decided`` (staging lines of the
+        rows RowParser accepted, from ``stage_lines``); writes the distinct keys to probe the
+        register with, sorted bytewise (the index's "C" order: consecutive probes hit neighbouring pages)."""
         typ = f"coalesce(nullif({self._col('type')}, ''), '{self.kind}')"
         amount = f"nullif({self._col('amount')}, '')"
         relevant = f"({typ} = 'death' OR try_cast({amount} AS DECIMAL(18, 2)) >= {self.threshold})"
         pid = self._col("person_id")
         ref = f"nullif({self._col('reference')}, '')"
-        names = ", ".join(STAGE_COLUMNS)
         self.con.execute(
-            # person_id is the person key too: the number itself is never staged in PostgreSQL
-            f"CREATE TABLE stage AS SELECT CAST(row_no AS VARCHAR) AS row_no, {typ} AS type, mk AS person_id, "
+            # person_id is the person key too: the number itself never reaches PostgreSQL
+            f"CREATE TABLE stage AS SELECT row_no, {typ} AS type, mk AS person_id, "
             f"{self._col('occurred_on')} AS occurred_on, "
             f"CASE WHEN {typ} = 'medical_expense' THEN {amount} END AS amount, CAST(NULL AS VARCHAR) AS grade, "
             f"CAST(NULL AS VARCHAR) AS category, CAST(NULL AS VARCHAR) AS region_code, "
@@ -216,15 +215,32 @@ class ColumnarCsv:
             f"{ref} AS reference, mk AS match_key FROM (SELECT *, {self.key.sql(pid)} AS mk FROM v "
             f"WHERE fast AND {relevant})")
         if decided is not None:
-            cols = ", ".join(f"'{c}': 'VARCHAR'" for c in STAGE_COLUMNS)
+            cols = ", ".join(f"'{c}': '{'BIGINT' if c == 'row_no' else 'VARCHAR'}'" for c in STAGE_COLUMNS)
             self.con.execute(
-                f"INSERT INTO stage SELECT {names} FROM read_csv(?, header = false, auto_detect = false, "
-                f"columns = {{{cols}}}, delim = ',', quote = '\"', escape = '\"', allow_quoted_nulls = false, "
-                f"strict_mode = true)", [str(decided)])
-        self.con.execute(f"COPY (SELECT {names} FROM stage ORDER BY match_key) TO '{stage}' (FORMAT csv, HEADER false)")
+                f"INSERT INTO stage SELECT {', '.join(STAGE_COLUMNS)} FROM read_csv(?, header = false, "
+                f"auto_detect = false, columns = {{{cols}}}, delim = ',', quote = '\"', escape = '\"', "
+                f"allow_quoted_nulls = false, strict_mode = true)", [str(decided)])
         self.con.execute(f"COPY (SELECT match_key FROM stage WHERE type <> 'poverty_monitoring' GROUP BY match_key "
                          f"ORDER BY match_key) TO '{keys}' (FORMAT csv, HEADER false)")
         out.staged = int(self.con.execute("SELECT count(*) FROM stage").fetchone()[0])  # type: ignore[index]
+
+    def matched_records(self, found: Path, target: Path, *, file_id: str, partner_id: str, received_at: str) -> int:
+        """``target``: the partner records to keep (``files.COPY_COLUMNS``, file order), given ``found``
+        (the keys the register probe found): rows of people in the register, rows of people this
+        file's poverty-monitoring rows may enter into it, and every poverty-monitoring row."""
+        self.con.execute("CREATE TABLE found AS SELECT * FROM read_csv(?, header = false, auto_detect = false, "
+                         "columns = {'match_key': 'VARCHAR'})", [str(found)])
+        lit = lambda v: "'" + v.replace("'", "''") + "'"  # noqa: E731
+        self.con.execute(
+            f"COPY (SELECT {lit(file_id)}, row_no, 'file', {lit(partner_id)}, type, person_id, occurred_on, amount, "
+            f"grade, category, region_code, monthly_pci, labor_capacity, looks_eligible, reference, {lit(received_at)} "
+            f"FROM stage WHERE type = 'poverty_monitoring' OR match_key IN (SELECT match_key FROM found) "
+            f"OR match_key IN (SELECT match_key FROM stage WHERE type = 'poverty_monitoring' AND category IS NOT NULL) "
+            f"ORDER BY row_no) TO '{target}' (FORMAT csv, HEADER false)")
+        return int(self.con.execute(
+            "SELECT count(*) FROM stage WHERE type = 'poverty_monitoring' OR match_key IN (SELECT match_key FROM found) "
+            "OR match_key IN (SELECT match_key FROM stage WHERE type = 'poverty_monitoring' AND category IS NOT NULL)"
+        ).fetchone()[0])  # type: ignore[index]
 
 
 def relevant(rec: Record, threshold: Decimal) -> bool:

@@ -36,29 +36,20 @@ from services.monitoring.domain.rules import TRIGGER_RULES, WarningRules
 from services.monitoring.models import partner_records, register, register_history, reporting_units, warnings
 
 P, R, W = partner_records, register, warnings
-# The register column partner rows are matched on; it changes together with columnar.MatchKey
-# (e.g. to an HMAC index column when ID numbers are stored encrypted).
+# The columns partner rows are matched to the register on: both change together with
+# columnar.MatchKey (e.g. to HMAC index columns when ID numbers are stored encrypted).
 REGISTER_KEY = register.c.person_id
+RECORD_KEY = partner_records.c.person_id
 
-# The transaction's staging of a columnar file (columnar.STAGE_COLUMNS) and the register facts of
-# its matched rows; temporary: never logged, dropped at commit.
+# A columnar file's keys to probe and the register facts found for them; temporary tables of the
+# transaction: never logged, dropped at commit.
 _temp = sa.MetaData()
-STAGE = sa.Table(
-    "cmp_stage", _temp,
-    sa.Column("row_no", sa.Integer), sa.Column("type", sa.Text), sa.Column("person_id", sa.Text),
-    sa.Column("occurred_on", sa.Date), sa.Column("amount", sa.Numeric(14, 2)), sa.Column("grade", sa.SmallInteger),
-    sa.Column("category", sa.Text), sa.Column("region_code", sa.Text), sa.Column("monthly_pci", sa.Numeric(14, 2)),
-    sa.Column("labor_capacity", sa.Text), sa.Column("looks_eligible", sa.Boolean), sa.Column("reference", sa.Text),
-    sa.Column("match_key", sa.Text))
+KEYS = sa.Table("cmp_keys", _temp, sa.Column("match_key", sa.Text))
+KEYS_DDL = "CREATE TEMPORARY TABLE cmp_keys (match_key text) ON COMMIT DROP"
 FACTS = sa.Table(
     "cmp_facts", _temp,
     sa.Column("match_key", sa.Text), sa.Column("region_code", sa.Text), sa.Column("covered", sa.Integer),
     sa.Column("watched", sa.Integer))
-STAGE_DDL = ("CREATE TEMPORARY TABLE cmp_stage (row_no integer, type text, person_id text, occurred_on date, "
-             "amount numeric(14, 2), grade smallint, category text, region_code text, monthly_pci numeric(14, 2), "
-             "labor_capacity text, looks_eligible boolean, reference text, match_key text) ON COMMIT DROP")
-KEYS = sa.Table("cmp_keys", _temp, sa.Column("match_key", sa.Text))
-KEYS_DDL = "CREATE TEMPORARY TABLE cmp_keys (match_key text) ON COMMIT DROP"
 FACTS_DDL = ("CREATE TEMPORARY TABLE cmp_facts (match_key text PRIMARY KEY, region_code text, covered integer, "
              "watched integer) ON COMMIT DROP")
 
@@ -101,8 +92,8 @@ class ComparisonEngine:
         by one, but the warnings are announced by the file's one ``monitoring.comparison.completed``
         and read from ``GET /v1/warnings`` — not 100,000 events for one upload.
 
-        ``matched=True``: the records in scope came through ``store_matched`` in this transaction, and
-        the register facts of their people are in ``cmp_facts`` already (no second probe)."""
+        ``matched=True``: the records in scope are a columnar file's matched rows, and the register
+        facts of their people are in ``cmp_facts`` already (``probe_register``; no second probe)."""
         s = tx.session
         out = ComparisonResult()
         today = to_shanghai_date(now)
@@ -112,7 +103,7 @@ class ComparisonEngine:
         out.first_id = max_before
         out.register_entries = await self._register_entries(s, scope, now)
         if matched and out.register_entries:
-            await self._refresh_facts(s)
+            await self._refresh_facts(s, scope)
         await self._trigger_warnings(s, scope, batch=batch, now=now, today=today, matched=matched)
         await self._gap_warnings(s, scope, batch=batch, now=now, today=today)
         out.register_exits = await self._death_exits(s, scope, now, source)
@@ -176,29 +167,11 @@ class ComparisonEngine:
         return sa.and_(t.c.type.in_(list(TRIGGER_RULES)),
                        sa.or_(t.c.type != "medical_expense", t.c.amount >= self.threshold))
 
-    async def store_matched(self, s: AsyncSession, *, file_id: str, partner_id: str, now: datetime) -> int:
-        """PostgreSQL, columnar files: the rows staged in ``cmp_stage`` are matched with the register
-        in one probe per distinct key (their facts kept in ``cmp_facts``), and only what the comparison
-        can act on becomes a partner record: rows of people in the register, rows of people this
-        file's poverty-monitoring rows may enter into it, and every poverty-monitoring row (M1 entries
-        and M4 gaps concern people not in it yet). Returns the records stored."""
-        st = STAGE
+    async def probe_register(self, s: AsyncSession) -> None:
+        """PostgreSQL, columnar files: the register facts of every key in ``cmp_keys`` (distinct, in
+        "C" order already, so the probes walk the index), one index-only probe each, into ``cmp_facts``."""
         await s.execute(sa.text(FACTS_DDL))
-        # cmp_keys: distinct, in "C" order already (DuckDB sorted them), so the probes walk the index
         await self._probe_into_facts(s, sa.select(KEYS.c.match_key).subquery("k"))
-        entering = sa.select(st.c.match_key).where(st.c.type == "poverty_monitoring", st.c.category.is_not(None))
-        keep = sa.or_(st.c.type == "poverty_monitoring", st.c.match_key.in_(sa.select(FACTS.c.match_key)),
-                      st.c.match_key.in_(entering))
-        rows = sa.select(
-            sa.literal(file_id), st.c.row_no, sa.literal("file"), sa.literal(partner_id), st.c.type, st.c.person_id,
-            st.c.occurred_on, st.c.amount, st.c.grade, st.c.category, st.c.region_code, st.c.monthly_pci,
-            st.c.labor_capacity, st.c.looks_eligible, st.c.reference, sa.literal(now, type_=P.c.received_at.type),
-        ).where(keep)
-        res = await s.execute(P.insert().from_select(
-            ["file_id", "row_no", "channel", "partner_id", "type", "person_id", "occurred_on", "amount", "grade",
-             "category", "region_code", "monthly_pci", "labor_capacity", "looks_eligible", "reference",
-             "received_at"], rows))
-        return int(res.rowcount or 0)
 
     async def _probe_into_facts(self, s: AsyncSession, keys: Any) -> None:
         r = self._probe(keys.c.match_key)
@@ -207,12 +180,12 @@ class ComparisonEngine:
         await s.execute(FACTS.insert().from_select(["match_key", "region_code", "covered", "watched"], found))
         await s.execute(sa.text("ANALYZE cmp_facts"))  # temp tables have no statistics of their own
 
-    async def _refresh_facts(self, s: AsyncSession) -> None:
+    async def _refresh_facts(self, s: AsyncSession, scope: sa.ColumnElement[bool]) -> None:
         """After this file's M1 entries: the facts of the people they entered, probed again (the
         row-by-row path probes after the entries too)."""
-        st = STAGE
-        entered = (sa.select(st.c.match_key).where(st.c.type == "poverty_monitoring", st.c.category.is_not(None))
-                   .group_by(st.c.match_key)).subquery("k")
+        entered = (sa.select(RECORD_KEY.label("match_key"))
+                   .where(scope, P.c.type == "poverty_monitoring", P.c.category.is_not(None))
+                   .group_by(RECORD_KEY)).subquery("k")
         await s.execute(FACTS.delete().where(FACTS.c.match_key.in_(sa.select(entered.c.match_key))))
         await self._probe_into_facts(s, entered)
 
@@ -223,13 +196,12 @@ class ComparisonEngine:
         watched = sa.func.max(sa.case((R.c.category.in_(rules.watched), 1), else_=0))
         relevant = sa.and_(scope, self.relevant(P))
         if matched:
-            # the facts store_matched found for each record's key (via its staged row); of two records with
+            # the facts probe_register found for each record's key; of two records with
             # one dedupe key the first in the file wins, as below
             m = (sa.select(P.c.id.label("rid"), P.c.type, P.c.person_id, P.c.occurred_on, P.c.amount, P.c.grade,
                            FACTS.c.region_code, FACTS.c.covered, FACTS.c.watched)
-                 .select_from(P.join(STAGE, STAGE.c.row_no == P.c.row_no)
-                              .join(FACTS, FACTS.c.match_key == STAGE.c.match_key)).where(relevant)
-                 .order_by(P.c.person_id.collate("C"), P.c.row_no)).subquery("m")
+                 .select_from(P.join(FACTS, FACTS.c.match_key == RECORD_KEY)).where(relevant)
+                 .order_by(P.c.person_id.collate("C"), P.c.id)).subquery("m")
         elif s.bind.dialect.name == "postgresql":
             # records in person order: consecutive probes hit neighbouring index pages; then in record
             # order, so of two records with one dedupe key (two deaths of one person) the first wins

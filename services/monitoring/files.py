@@ -4,9 +4,10 @@ compared with the register set-based, in one transaction.
 
 Two readers, with the same records and the same error report:
 * columnar (PostgreSQL, CSV): the upload is spooled to disk, DuckDB checks the well-formed rows over
-  columns (``columnar.py``), only the rows the rules act on are staged (one COPY into a temporary
-  table), matched with the register in one probe per person, and only the matched ones (and every
-  poverty-monitoring row) are stored as partner records;
+  columns (``columnar.py``) and keeps the rows the rules act on; their distinct keys go to
+  PostgreSQL (one COPY into a temporary table) for one register probe per person, the keys found
+  come back, and only the matched rows (and every poverty-monitoring row) are stored as partner
+  records (one COPY);
 * row by row (JSONL, SQLite, or a CSV DuckDB cannot read exactly): streamed, parsed in Python,
   every good row stored (COPY on PostgreSQL), then compared.
 The file itself is identified by its SHA-256 (kept with the file and in the audit trail)."""
@@ -35,9 +36,8 @@ from shared.pii import PersonVault
 from shared.runtime import ServiceRuntime
 
 from services.monitoring import audit
-from services.monitoring.columnar import (STAGE_COLUMNS, ColumnarCsv, ColumnarResult, MatchKey, count_lines,
-                                          csv_field, stage_lines)
-from services.monitoring.comparison import KEYS_DDL, STAGE_DDL, ComparisonEngine
+from services.monitoring.columnar import ColumnarCsv, ColumnarResult, MatchKey, count_lines, csv_field, stage_lines
+from services.monitoring.comparison import KEYS_DDL, ComparisonEngine
 from services.monitoring.domain.reference import ReferenceLines
 from services.monitoring.domain.rows import FILE_KINDS, Record, RowParser
 from services.monitoring.models import comparison_file_errors, comparison_files, partner_records
@@ -300,7 +300,7 @@ class ComparisonFileService:
                         partner_id: str, now: datetime) -> bool:
         """The columnar reader (module docstring); False, having stored nothing, if this file needs
         the row-by-row reader (its structure, or a header the row-by-row reader reports on)."""
-        upload, staged, keys = spool / "upload.csv", spool / "stage.csv", spool / "keys.csv"
+        upload, keys, found, records = (spool / n for n in ("upload.csv", "keys.csv", "found.csv", "records.csv"))
         header = _header(upload, self.max_line_bytes)
         if header is None or parser.header_problems(header):
             return False
@@ -336,17 +336,21 @@ class ComparisonFileService:
                                     sink.newcomers.append(rec.person_id)
                         sink.ok += len(decided)
                         fh.writelines(stage_lines(iter(decided), self.match_key, self.threshold))
-            await asyncio.to_thread(col.export, staged, keys, extra, out)
+            await asyncio.to_thread(col.export, keys, extra, out)
+            # the register probe, then only the rows it matched (and the M1/M4 ones) become records
+            await tx.session.execute(sa.text(KEYS_DDL))
+            conn = await tx.session.connection()
+            raw = (await conn.get_raw_connection()).driver_connection
+            await raw.copy_to_table("cmp_keys", source=str(keys), format="csv")  # type: ignore[union-attr]
+            await self.engine.probe_register(tx.session)
+            await raw.copy_from_query("SELECT match_key FROM cmp_facts", output=str(found),  # type: ignore[union-attr]
+                                      format="csv")
+            await asyncio.to_thread(col.matched_records, found, records, file_id=file_id, partner_id=partner_id,
+                                    received_at=now.isoformat())
+            await raw.copy_to_table("partner_records", source=str(records),  # type: ignore[union-attr]
+                                    columns=list(COPY_COLUMNS), format="csv")
         finally:
             col.close()
-        await tx.session.execute(sa.text(STAGE_DDL))
-        await tx.session.execute(sa.text(KEYS_DDL))
-        conn = await tx.session.connection()
-        raw = (await conn.get_raw_connection()).driver_connection
-        await raw.copy_to_table("cmp_stage", source=str(staged), columns=list(STAGE_COLUMNS),  # type: ignore[union-attr]
-                                format="csv")
-        await raw.copy_to_table("cmp_keys", source=str(keys), format="csv")  # type: ignore[union-attr]
-        await self.engine.store_matched(tx.session, file_id=file_id, partner_id=partner_id, now=now)
         return True
 
     @staticmethod
