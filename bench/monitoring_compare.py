@@ -53,6 +53,12 @@ from shared.migrations import upgrade_head  # noqa: E402
 ADMIN_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 SERVICE_DIR = ROOT / "services" / "monitoring"
 THRESHOLD = 20000
+# the person keys (shared/pii.py) are HMACs with the index key derived from the service's DATA_ENCRYPTION_KEY
+from shared.crypto import cipher_for  # noqa: E402
+from services.monitoring.settings import Settings as _MonitoringSettings  # noqa: E402
+
+DATA_KEY = _MonitoringSettings().data_encryption_key
+INDEX_KEY = cipher_for(DATA_KEY).index_key
 _W = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 
@@ -65,7 +71,7 @@ $$"""
 # 5M people: birth dates over 20,000 days × 250 sequence numbers, villages of 20 townships × 20 villages
 REGISTER_SQL = """
 INSERT INTO register (person_id, category, region_code, since, supply_mode, source_type, source_ref, updated_at)
-SELECT b || bench_ric(b), c, rc, date '2025-01-01' + (i % 300), CASE WHEN c = 'tekun' THEN 'dispersed' END,
+SELECT encode(hmac(convert_to(b || bench_ric(b), 'UTF8'), $2::bytea, 'sha256'), 'hex'), c, rc, date '2025-01-01' + (i % 300), CASE WHEN c = 'tekun' THEN 'dispersed' END,
        'eligibility.decision.made', NULL, now()
 FROM (
   SELECT i,
@@ -120,6 +126,7 @@ async def setup(dsn: str, register_size: int) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(CHECK_DIGIT_SQL)
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")  # hmac() for the person keys
         # bulk load without the indexes, then build them (what a one-off migration of the register would do)
         indexes = await conn.fetch("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'register' "
                                    "AND indexname <> 'register_pkey'")
@@ -127,7 +134,7 @@ async def setup(dsn: str, register_size: int) -> None:
         for ix in indexes:
             await conn.execute(f'DROP INDEX "{ix["indexname"]}"')
         await conn.execute("SET max_parallel_workers_per_gather = 2")
-        await conn.execute(REGISTER_SQL, register_size)
+        await conn.execute(REGISTER_SQL, register_size, INDEX_KEY)
         await conn.execute("ALTER TABLE register ADD PRIMARY KEY (person_id, category)")
         for ix in indexes:  # the migrations' own definitions
             await conn.execute(ix["indexdef"])
@@ -212,8 +219,10 @@ async def run_pg_floor(dsn: str, csv_path: Path) -> tuple[float, int]:
                            "reference text)")
         with csv_path.open("rb") as fh:
             await conn.copy_to_table("floor_staging", source=fh, format="csv", header=True)
+        # the register holds person keys: the floor's join hashes the partner side as the service must
         await conn.execute("CREATE TABLE floor_out AS SELECT s.*, r.category, r.region_code FROM floor_staging s "
-                           "JOIN register r ON r.person_id = s.person_id")
+                           "JOIN register r ON r.person_id = encode(hmac(convert_to(s.person_id, 'UTF8'), $1::bytea, 'sha256'), 'hex')",
+                           INDEX_KEY)
         elapsed = time.perf_counter() - t0
         n = await conn.fetchval("SELECT count(*) FROM floor_out")
         return elapsed, int(n)
@@ -250,6 +259,7 @@ def run_duckdb(register_csv: Path, partner_csv: Path, workdir: Path) -> tuple[fl
         import duckdb
     except ImportError:
         return None
+    from services.monitoring.columnar import MatchKey
     con = duckdb.connect(str(workdir / "bench.duckdb"))
     parquet = workdir / "register.parquet"
     t0 = time.perf_counter()
@@ -267,7 +277,7 @@ def run_duckdb(register_csv: Path, partner_csv: Path, workdir: Path) -> tuple[fl
             FROM (SELECT *, row_number() OVER () AS rn FROM read_csv('{partner_csv}', header=true,
                       columns={{'type': 'VARCHAR', 'person_id': 'VARCHAR', 'occurred_on': 'DATE',
                                 'amount': 'DECIMAL(14,2)', 'reference': 'VARCHAR'}})) p
-            JOIN read_parquet('{parquet}') r ON r.person_id = p.person_id
+            JOIN read_parquet('{parquet}') r ON r.person_id = {MatchKey(INDEX_KEY).sql('p.person_id')}
             WHERE p.type = 'death' OR p.amount >= {THRESHOLD}
             GROUP BY p.type, p.person_id, p.occurred_on, p.amount, p.rn)
         QUALIFY row_number() OVER (PARTITION BY type, person_id, CASE WHEN type = 'death' THEN NULL ELSE occurred_on END
@@ -313,7 +323,7 @@ def run_hmac_cost(partner_csv: Path) -> tuple[float, float, int]:
     from services.monitoring.columnar import MatchKey
     from shared.crypto import FieldCipher
 
-    cipher = FieldCipher("bench-data-encryption-key")
+    cipher = FieldCipher(DATA_KEY)
     con = duckdb.connect()
     ids = [r[0] for r in con.execute(
         f"SELECT person_id FROM read_csv('{partner_csv}', header=true, all_varchar=true) "
@@ -321,7 +331,7 @@ def run_hmac_cost(partner_csv: Path) -> tuple[float, float, int]:
     t0 = time.perf_counter()
     looped = [cipher.index(i) for i in ids]
     loop_s = time.perf_counter() - t0
-    key = MatchKey(cipher._index_key)
+    key = MatchKey(cipher.index_key)
     t0 = time.perf_counter()
     con.execute(f"CREATE TABLE k AS SELECT {key.sql('person_id')} AS k FROM read_csv('{partner_csv}', header=true, "
                 f"all_varchar=true) WHERE type = 'death' OR CAST(amount AS DECIMAL(14, 2)) >= {THRESHOLD}")
