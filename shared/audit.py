@@ -32,18 +32,25 @@ from shared.messaging.tables import metadata
 GENESIS = "0" * 64
 _PG_AUDIT_LOCK = 0x61756469740A  # serializes appends so the chain has one tail
 
+def _entry_columns(*, region_index: bool) -> list[sa.Column[Any]]:
+    """What an entry says (who, when, what, why): the same in the chain and while pending."""
+    return [
+        sa.Column("at", UTCDateTime(), nullable=False),
+        sa.Column("actor", sa.String(120), nullable=False),
+        sa.Column("actor_role", sa.String(40), nullable=False),
+        sa.Column("action", sa.String(80), nullable=False),
+        sa.Column("entity_type", sa.String(40), nullable=False),
+        sa.Column("entity_id", sa.String(80), nullable=False),
+        # The region the change belongs to: auditors read only their region's entries.
+        sa.Column("region_code", sa.String(12), nullable=True, index=region_index),
+        sa.Column("detail", sa.Text, nullable=False),  # canonical JSON, hashed as stored
+    ]
+
+
 audit_log = sa.Table(
     "audit_log", metadata,
     sa.Column("seq", BigIntPK, primary_key=True, autoincrement=True),
-    sa.Column("at", UTCDateTime(), nullable=False),
-    sa.Column("actor", sa.String(120), nullable=False),
-    sa.Column("actor_role", sa.String(40), nullable=False),
-    sa.Column("action", sa.String(80), nullable=False),
-    sa.Column("entity_type", sa.String(40), nullable=False),
-    sa.Column("entity_id", sa.String(80), nullable=False),
-    # The region the change belongs to: auditors read only their region's entries.
-    sa.Column("region_code", sa.String(12), nullable=True, index=True),
-    sa.Column("detail", sa.Text, nullable=False),  # canonical JSON, hashed as stored
+    *_entry_columns(region_index=True),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
 )
@@ -53,14 +60,7 @@ sa.Index("ix_audit_entity", audit_log.c.entity_type, audit_log.c.entity_id)
 audit_pending = sa.Table(
     "audit_pending", metadata,
     sa.Column("id", BigIntPK, primary_key=True, autoincrement=True),
-    sa.Column("at", UTCDateTime(), nullable=False),
-    sa.Column("actor", sa.String(120), nullable=False),
-    sa.Column("actor_role", sa.String(40), nullable=False),
-    sa.Column("action", sa.String(80), nullable=False),
-    sa.Column("entity_type", sa.String(40), nullable=False),
-    sa.Column("entity_id", sa.String(80), nullable=False),
-    sa.Column("region_code", sa.String(12), nullable=True),
-    sa.Column("detail", sa.Text, nullable=False),
+    *_entry_columns(region_index=False),
 )
 
 # Called (no arguments) after a transaction that left entries pending has committed: the

@@ -75,3 +75,51 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0,
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+# -- database helpers for the person-key tests (rows straight from a service's tables) ----------
+
+MESSAGING_TABLES = frozenset({"outbox", "inbox", "dead_letters"})
+
+
+async def dump_tables(app: FastAPI, metadata: Any, *, skip: frozenset[str] = frozenset()) -> str:
+    """Every row of every table of the service's ``metadata`` (raw stored values), as one text."""
+    import sqlalchemy as sa
+
+    out = []
+    async with app.state.runtime.session_factory() as s:
+        for t in metadata.sorted_tables:
+            if t.name not in skip:
+                out.append(repr((await s.execute(sa.select(t))).all()))
+    return "".join(out)
+
+
+def migrate(service_dir: Any, url: str, revision: str, *, down: bool = False) -> None:
+    from alembic import command
+
+    from shared.migrations import alembic_config
+
+    cfg = alembic_config(service_dir, url)
+    (command.downgrade if down else command.upgrade)(cfg, revision)
+
+
+def on_db(url: str, fn: Callable[[Any], Awaitable[Any]]) -> Any:
+    """``fn(connection)`` in one transaction on a fresh engine (outside any running loop)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def go() -> Any:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as conn:
+                return await fn(conn)
+        finally:
+            await engine.dispose()
+    return asyncio.run(go())
+
+
+def table_rows(url: str, table: Any) -> list[dict[str, Any]]:
+    import sqlalchemy as sa
+
+    async def fn(conn: Any) -> list[dict[str, Any]]:
+        return [dict(r) for r in (await conn.execute(sa.select(table))).mappings()]
+    return on_db(url, fn)

@@ -4,7 +4,6 @@ encrypted in ``person_vault`` and come back in the views, on DecisionMade and in
 requests; an officer still names people by number; migration 0004pii converts stored rows."""
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -12,34 +11,23 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.eligibility.app import SERVICE_DIR
 from services.eligibility.models import benefit_households, benefits, case_facts, cases, decisions, metadata
 from shared.crypto import cipher_for
 from shared.events.eligibility import DecisionMade
-from shared.migrations import alembic_config
 from shared.settings import DEV_DATA_KEY
 from tests.eligibility.helpers import (
     ALL_URLS, COUNTY, TOWNSHIP, Partners, app_for, deliver, events, member, publish, submitted, wait_status,
 )
-from tests.support import auth, running
+from tests.support import MESSAGING_TABLES, auth, dump_tables, migrate, on_db, running, table_rows
 
 CLERK = auth("township_clerk", TOWNSHIP)
-MESSAGING = {"outbox", "inbox", "dead_letters"}
 OTHER_KEY = "another-data-encryption-key-0123456789-abcdef"
 ELDER = member(date(1950, 3, 1), 1, "100.00", labor_capacity="none")
 SPOUSE = member(date(1952, 6, 1), 2, "0.00", labor_capacity="none")
 
 
-async def _dump(app: Any) -> str:
-    out = []
-    async with app.state.runtime.session_factory() as s:
-        for t in metadata.sorted_tables:
-            if t.name not in MESSAGING:
-                out.append(repr((await s.execute(sa.select(t))).all()))
-    return "".join(out)
 
 
 async def test_rows_hold_keys_while_officers_partners_and_events_use_numbers(database_url: str) -> None:
@@ -69,7 +57,7 @@ async def test_rows_hold_keys_while_officers_partners_and_events_use_numbers(dat
 
         made = await events(app, DecisionMade.TYPE)
         assert [(e.applicant_person_id, e.covered_person_ids) for e in made] == [(a, [a])]
-        stored = await _dump(app)
+        stored = await dump_tables(app, metadata, skip=MESSAGING_TABLES)
         assert a not in stored and b not in stored
         async with app.state.runtime.session_factory() as s:
             row = (await s.execute(sa.select(cases))).mappings().one()
@@ -82,26 +70,10 @@ async def test_rows_hold_keys_while_officers_partners_and_events_use_numbers(dat
 
 # -- migration 0004pii -------------------------------------------------------------------------
 
-def _migrate(url: str, revision: str, *, down: bool = False) -> None:
-    cfg = alembic_config(SERVICE_DIR, url)
-    (command.downgrade if down else command.upgrade)(cfg, revision)
 
 
-def _db(url: str, fn: Any) -> Any:
-    async def go() -> Any:
-        engine = create_async_engine(url)
-        try:
-            async with engine.begin() as conn:
-                return await fn(conn)
-        finally:
-            await engine.dispose()
-    return asyncio.run(go())
 
 
-def _rows(url: str, table: sa.Table) -> list[dict[str, Any]]:
-    async def fn(conn: Any) -> list[dict[str, Any]]:
-        return [dict(r) for r in (await conn.execute(sa.select(table))).mappings()]
-    return _db(url, fn)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -118,7 +90,7 @@ def test_migration_0004pii_converts_numbers_to_keys_and_the_downgrade_restores_t
                  "assets_within_limits": True}
     trace = {"outcome": "approved", "covered_members": [a, b],
              "breakdown": [{"code": "D3", "person_id": b, "amount": "160.00", "text": "成员2"}]}
-    _migrate(url, "0003")
+    migrate(SERVICE_DIR, url, "0003")
 
     async def seed(conn: Any) -> None:
         await conn.execute(cases.insert().values(
@@ -139,25 +111,25 @@ def test_migration_0004pii_converts_numbers_to_keys_and_the_downgrade_restores_t
             monthly_fen=50000, covered=[a, b], applicant_person_id=a, decision_id="D1", policy_version="v1",
             updated_at=now))
         await conn.execute(benefit_households.insert().values(case_id="C1", household=household, household_ref="D1"))
-    _db(url, seed)
+    on_db(url, seed)
 
-    _migrate(url, "head")
+    migrate(SERVICE_DIR, url, "head")
     ka, kb = cipher.index(a), cipher.index(b)
     for table in (cases, case_facts, decisions, benefits, benefit_households):
-        assert a not in repr(_rows(url, table)) and b not in repr(_rows(url, table)), table.name
-    case = _rows(url, cases)[0]
+        assert a not in repr(table_rows(url, table)) and b not in repr(table_rows(url, table)), table.name
+    case = table_rows(url, cases)[0]
     assert case["applicant_person_id"] == ka and [m["person_id"] for m in case["household"]["members"]] == [ka, kb]
     assert case["proposal"]["breakdown"][0]["person_id"] == kb and case["proposal"]["covered_members"] == [ka, kb]
-    assert _rows(url, case_facts)[0]["monthly_incomes"] == {kb: "50.00"}
-    assert _rows(url, decisions)[0]["covered"] == [ka, kb] and _rows(url, benefits)[0]["applicant_person_id"] == ka
-    assert _rows(url, benefit_households)[0]["household"]["members"][1]["person_id"] == kb
-    sealed = _rows(url, benefit_households)[0]["numbers_enc"]  # the re-evaluation's copy, bound to the case
+    assert table_rows(url, case_facts)[0]["monthly_incomes"] == {kb: "50.00"}
+    assert table_rows(url, decisions)[0]["covered"] == [ka, kb] and table_rows(url, benefits)[0]["applicant_person_id"] == ka
+    assert table_rows(url, benefit_households)[0]["household"]["members"][1]["person_id"] == kb
+    sealed = table_rows(url, benefit_households)[0]["numbers_enc"]  # the re-evaluation's copy, bound to the case
     assert json.loads(cipher.decrypt(sealed, context="numbers:C1")) == {ka: a, kb: b}
 
-    vault = {r["person_key"]: r["person_enc"] for r in _rows(url, metadata.tables["person_vault"])}
+    vault = {r["person_key"]: r["person_enc"] for r in table_rows(url, metadata.tables["person_vault"])}
     assert {k: cipher.decrypt(v, context=f"person:{k}") for k, v in vault.items()} == {ka: a, kb: b}
 
-    _migrate(url, "0003", down=True)
-    assert _rows(url, cases)[0]["household"] == household and _rows(url, decisions)[0]["assessment"] == trace
-    assert _rows(url, case_facts)[0]["monthly_incomes"] == {b: "50.00"}
-    assert _rows(url, benefits)[0]["applicant_person_id"] == a
+    migrate(SERVICE_DIR, url, "0003", down=True)
+    assert table_rows(url, cases)[0]["household"] == household and table_rows(url, decisions)[0]["assessment"] == trace
+    assert table_rows(url, case_facts)[0]["monthly_incomes"] == {b: "50.00"}
+    assert table_rows(url, benefits)[0]["applicant_person_id"] == a

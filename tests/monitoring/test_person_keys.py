@@ -4,35 +4,23 @@ on it), the numbers sit AES-GCM encrypted in ``person_vault`` and come back only
 views and on events; migration 0005pii converts rows stored with numbers and back."""
 from __future__ import annotations
 
-import asyncio
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.monitoring.app import SERVICE_DIR
 from services.monitoring.models import metadata, partner_records, register, register_history, tekun_visits, warnings
 from shared.crypto import cipher_for
-from shared.migrations import alembic_config
 from shared.settings import DEV_DATA_KEY
 from tests.monitoring.helpers import COUNTY, OTHER_VILLAGE, VILLAGE, decision, harness, person
-from tests.support import auth, eventually
+from tests.support import MESSAGING_TABLES, auth, dump_tables, eventually, migrate, on_db, table_rows
 
-MESSAGING = {"outbox", "inbox", "dead_letters"}
 OTHER_KEY = "another-data-encryption-key-0123456789-abcdef"
 
 
-async def _dump(app: Any) -> str:
-    out = []
-    async with app.state.runtime.session_factory() as s:
-        for t in metadata.sorted_tables:
-            if t.name not in MESSAGING:
-                out.append(repr((await s.execute(sa.select(t))).all()))
-    return "".join(out)
 
 
 async def test_rows_hold_keys_views_and_events_the_numbers(database_url: str) -> None:
@@ -54,7 +42,7 @@ async def test_rows_hold_keys_views_and_events_the_numbers(database_url: str) ->
             "data": {"region_code": OTHER_VILLAGE, "category": "unstable_post_poverty", "labor_capacity": "none"}})
         assert [w["rule"] for w in r.json()["warnings"]] == ["M4"], r.text
 
-        stored = await _dump(h.app)
+        stored = await dump_tables(h.app, metadata, skip=MESSAGING_TABLES)
         for pid in (covered, dying, poor):
             assert pid not in stored
         async with h.app.state.runtime.session_factory() as s:
@@ -84,26 +72,10 @@ async def test_rows_hold_keys_views_and_events_the_numbers(database_url: str) ->
 
 # -- migration 0005pii -------------------------------------------------------------------------
 
-def _migrate(url: str, revision: str, *, down: bool = False) -> None:
-    cfg = alembic_config(SERVICE_DIR, url)
-    (command.downgrade if down else command.upgrade)(cfg, revision)
 
 
-def _db(url: str, fn: Any) -> Any:
-    async def go() -> Any:
-        engine = create_async_engine(url)
-        try:
-            async with engine.begin() as conn:
-                return await fn(conn)
-        finally:
-            await engine.dispose()
-    return asyncio.run(go())
 
 
-def _rows(url: str, table: sa.Table) -> list[dict[str, Any]]:
-    async def fn(conn: Any) -> list[dict[str, Any]]:
-        return [dict(r) for r in (await conn.execute(sa.select(table))).mappings()]
-    return _db(url, fn)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -116,7 +88,7 @@ def test_migration_0005pii_converts_numbers_to_keys_and_the_downgrade_restores_t
     a, b = person(90), person(91)
     now = datetime(2026, 9, 29, 2, tzinfo=timezone.utc)
     day = date(2026, 9, 29)
-    _migrate(url, "0004")
+    migrate(SERVICE_DIR, url, "0004")
 
     async def seed(conn: Any) -> None:
         await conn.execute(register.insert(), [
@@ -137,19 +109,19 @@ def test_migration_0005pii_converts_numbers_to_keys_and_the_downgrade_restores_t
         await conn.execute(tekun_visits.insert().values(
             person_id=b, region_code=VILLAGE, visited_on=day, method="visit", visited_by="u", visited_by_name="u",
             visited_by_role="township_clerk", recorded_at=now))
-    _db(url, seed)
+    on_db(url, seed)
 
-    _migrate(url, "head")
+    migrate(SERVICE_DIR, url, "head")
     for table in (register, register_history, partner_records, warnings, tekun_visits):
-        assert a not in repr(_rows(url, table)) and b not in repr(_rows(url, table)), table.name
-    assert sorted(r["person_id"] for r in _rows(url, register)) == sorted([cipher.index(a), cipher.index(b)])
-    assert [r["dedupe_key"] for r in _rows(url, warnings)] == [f"death:{cipher.index(b)}"]
-    assert [r["person_id"] for r in _rows(url, tekun_visits)] == [cipher.index(b)]
-    vault = {r["person_key"]: r["person_enc"] for r in _rows(url, metadata.tables["person_vault"])}
+        assert a not in repr(table_rows(url, table)) and b not in repr(table_rows(url, table)), table.name
+    assert sorted(r["person_id"] for r in table_rows(url, register)) == sorted([cipher.index(a), cipher.index(b)])
+    assert [r["dedupe_key"] for r in table_rows(url, warnings)] == [f"death:{cipher.index(b)}"]
+    assert [r["person_id"] for r in table_rows(url, tekun_visits)] == [cipher.index(b)]
+    vault = {r["person_key"]: r["person_enc"] for r in table_rows(url, metadata.tables["person_vault"])}
     assert {k: cipher.decrypt(v, context=f"person:{k}") for k, v in vault.items()} == {
         cipher.index(a): a, cipher.index(b): b}
 
-    _migrate(url, "0004", down=True)
-    assert sorted(r["person_id"] for r in _rows(url, register)) == sorted([a, b])
-    assert [r["dedupe_key"] for r in _rows(url, warnings)] == [f"death:{b}"]
-    assert [r["person_id"] for r in _rows(url, partner_records)] == [b]
+    migrate(SERVICE_DIR, url, "0004", down=True)
+    assert sorted(r["person_id"] for r in table_rows(url, register)) == sorted([a, b])
+    assert [r["dedupe_key"] for r in table_rows(url, warnings)] == [f"death:{b}"]
+    assert [r["person_id"] for r in table_rows(url, partner_records)] == [b]

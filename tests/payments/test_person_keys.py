@@ -10,30 +10,21 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.payments.app import SERVICE_DIR
 from services.payments.models import entitlements, ledger_entries, metadata, payments, person_vault
 from shared.crypto import cipher_for
-from shared.migrations import alembic_config
 from shared.settings import DEV_DATA_KEY
 from tests.payments.helpers import (
     FakeBank, decision, deliver, fund_county, make_payments, person, set_account, svc,
 )
-from tests.support import COUNTY, TOWNSHIP, auth, running
+from tests.support import COUNTY, TOWNSHIP, auth, dump_tables, migrate, running
 
 NUMBER = "6222020200112233445"
 OTHER_KEY = "another-data-encryption-key-0123456789-abcdef"
 
 
-async def _dump(app: Any) -> str:
-    """Every row of every payments table (raw values), as one text."""
-    out = []
-    async with app.state.runtime.session_factory() as s:
-        for t in metadata.sorted_tables:
-            out.append(repr((await s.execute(sa.select(t))).all()))
-    return "".join(out)
 
 
 async def test_rows_hold_person_keys_and_lookups_by_number_still_work(database_url: str) -> None:
@@ -47,7 +38,7 @@ async def test_rows_hold_person_keys_and_lookups_by_number_still_work(database_u
                          headers=auth("county_finance"))
         assert r.status_code == 201, r.text
 
-        stored = await _dump(app)
+        stored = await dump_tables(app, metadata, skip=frozenset())
         assert person(3) not in stored and person(3)[6:14] + person(3)[-4:] not in stored
         async with app.state.runtime.session_factory() as s:
             pay = (await s.execute(sa.select(payments))).mappings().one()
@@ -78,9 +69,6 @@ async def test_rows_hold_person_keys_and_lookups_by_number_still_work(database_u
 
 # -- migration 0005pii -------------------------------------------------------------------------
 
-def _migrate(url: str, revision: str, *, down: bool = False) -> None:
-    cfg = alembic_config(SERVICE_DIR, url)
-    (command.downgrade if down else command.upgrade)(cfg, revision)
 
 
 def _run(url: str, *statements: Any) -> None:
@@ -118,7 +106,7 @@ def test_migration_0005pii_converts_numbers_to_keys_and_the_downgrade_restores_t
     monkeypatch.setenv("DATA_ENCRYPTION_KEY", OTHER_KEY)  # the migration uses the service's key
     cipher = cipher_for(OTHER_KEY)
     pid, other = person(7), person(8)
-    _migrate(url, "0004")
+    migrate(SERVICE_DIR, url, "0004")
     _run(url, sa.text(
         "INSERT INTO payee_accounts (person_id, account_enc, account_index, account_masked, updated_at, updated_by) "
         "VALUES (:p, :enc, :ix, '***3445', CURRENT_TIMESTAMP, 'test')").bindparams(
@@ -144,7 +132,7 @@ def test_migration_0005pii_converts_numbers_to_keys_and_the_downgrade_restores_t
                 "(1, :a, 'D', 50000, 'B1'), (1, 'county_budget:522701000000', 'C', 50000, NULL)")
         .bindparams(a=f"payable:{pid}"))
 
-    _migrate(url, "head")
+    migrate(SERVICE_DIR, url, "head")
     dump = "".join(repr(_fetch(url, f"SELECT * FROM {t}")) for t in TABLES)
     assert pid not in dump and other not in dump
     assert _fetch(url, "SELECT payee_person_id FROM entitlements") == [{"payee_person_id": cipher.index(pid)}]
@@ -162,12 +150,12 @@ def test_migration_0005pii_converts_numbers_to_keys_and_the_downgrade_restores_t
     with pytest.raises(Exception, match="append-only"):  # the conversion put the ledger's guard back
         _run(url, sa.text("UPDATE ledger_entries SET amount_fen = 1"))
 
-    _migrate(url, "0004", down=True)
+    migrate(SERVICE_DIR, url, "0004", down=True)
     assert _fetch(url, "SELECT payee_person_id FROM entitlements") == [{"payee_person_id": pid}]
     assert _fetch(url, "SELECT person_id FROM deaths") == [{"person_id": other}]
     assert {r["account"] for r in _fetch(url, "SELECT account FROM ledger_entries")} == {
         f"payable:{pid}", "county_budget:522701000000"}
     token = _fetch(url, "SELECT account_enc FROM payee_accounts")[0]["account_enc"]
     assert cipher.decrypt(token, context=f"payee_account:{pid}") == NUMBER
-    _migrate(url, "head")  # and up again
+    migrate(SERVICE_DIR, url, "head")  # and up again
     assert _fetch(url, "SELECT person_id FROM payments") == [{"person_id": cipher.index(pid)}]
