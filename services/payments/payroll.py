@@ -284,7 +284,10 @@ class PayrollService:
                    "amount_fen, status, attempt, send_count, created_at")
         params = {"id_prefix": f"{KIND_CODES[kind]}{month:%Y%m}-", "kind": kind, "month": month, "run_id": run_id,
                   "now": now, "lo": lo, "hi": hi, "per_person": per_person, "tx": tx_id}
-        conflict = "ON CONFLICT (entitlement_id, month, kind) DO NOTHING"
+        # No conflict target: the id is derived from (kind, month, entitlement), so a racing run
+        # collides on the primary key as often as on the (entitlement_id, month, kind) index, and
+        # both mean "already paid this month" (a targeted clause let the pkey race raise a 500).
+        conflict = "ON CONFLICT DO NOTHING"
         if dialect(s) == "postgresql":
             row = (await s.execute(_sql(f"""
                 WITH ins AS (INSERT INTO payments ({columns}) {select} {conflict}
