@@ -123,3 +123,19 @@ def table_rows(url: str, table: Any) -> list[dict[str, Any]]:
     async def fn(conn: Any) -> list[dict[str, Any]]:
         return [dict(r) for r in (await conn.execute(sa.select(table))).mappings()]
     return on_db(url, fn)
+
+
+def run_sql(url: str, *statements: Any) -> None:
+    """Execute ``statements`` in one transaction (raw seeding or tampering in migration tests)."""
+    async def fn(conn: Any) -> None:
+        for st in statements:
+            await conn.execute(st)
+    on_db(url, fn)
+
+
+def fetch_sql(url: str, sql: str) -> list[dict[str, Any]]:
+    import sqlalchemy as sa
+
+    async def fn(conn: Any) -> list[dict[str, Any]]:
+        return [dict(r) for r in (await conn.execute(sa.text(sql))).mappings()]
+    return on_db(url, fn)

@@ -113,7 +113,7 @@ async def _submit(request: Request, body: ApplicationCreate, principal: Principa
     return ORJSONResponse(out, status_code=status)
 
 
-_FILER_SET = frozenset(FILERS)
+FILER_SET = frozenset(FILERS)
 
 
 async def submit_application_direct(request: Request) -> Response:
@@ -129,7 +129,7 @@ async def submit_application_direct(request: Request) -> Response:
         except orjson.JSONDecodeError as exc:
             raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error",
                                            "input": {}, "ctx": {"error": exc.msg}}], body=raw) from None
-    principal = await authorize(request, FILERS, _FILER_SET)
+    principal = await authorize(request, FILERS, FILER_SET)
     if parsed is _NO_BODY:
         raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
                                      if not raw else

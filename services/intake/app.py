@@ -91,7 +91,7 @@ def _serve_submissions_directly(app: FastAPI) -> None:
     """POST /v1/applications by ``api.submit_application_direct``, ahead of the documented route
     (which stays the contract: OpenAPI, the roles the authorization matrix reads)."""
     documented = next(r for m, p, r in api_routes(app) if (m, p) == ("POST", "/v1/applications"))
-    if route_roles(documented) != api._FILER_SET:  # one list of roles for both, checked at start-up
+    if route_roles(documented) != api.FILER_SET:  # one list of roles for both, checked at start-up
         raise RuntimeError("POST /v1/applications: the direct route's roles differ from the documented route's")
     app.router.routes.insert(0, Route("/v1/applications", api.submit_application_direct, methods=["POST"],
                                       include_in_schema=False))

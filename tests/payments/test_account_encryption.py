@@ -3,7 +3,6 @@ hash as the look-up index, decrypted only for the bank and the paying roles; mig
 encrypts rows stored in plain text and its downgrade restores them."""
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,6 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from cryptography.exceptions import InvalidTag
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.payments.accounts import AccountVault
 from services.payments.app import SERVICE_DIR
@@ -23,7 +21,7 @@ from tests.payments.helpers import (
     FakeBank, allocate, decision, deliver, fund_county, make_payments, only_disbursement, person, set_account,
     sign_all, svc,
 )
-from tests.support import TOWNSHIP, auth, running
+from tests.support import TOWNSHIP, auth, fetch_sql, run_sql, running
 
 NUMBER = "6222020200112233445"
 OTHER_KEY = "another-data-encryption-key-0123456789-abcdef"
@@ -99,26 +97,8 @@ def _migrate(url: str, revision: str, *, down: bool = False) -> None:
     (command.downgrade if down else command.upgrade)(cfg, revision)
 
 
-def _run(url: str, *statements: Any) -> list[Any]:
-    async def go() -> list[Any]:
-        engine = create_async_engine(url)
-        try:
-            async with engine.begin() as conn:
-                return [await conn.execute(st) for st in statements]
-        finally:
-            await engine.dispose()
-    return asyncio.run(go())
 
 
-def _fetch(url: str, sql: str) -> list[dict[str, Any]]:
-    async def go() -> list[dict[str, Any]]:
-        engine = create_async_engine(url)
-        try:
-            async with engine.connect() as conn:
-                return [dict(r) for r in (await conn.execute(sa.text(sql))).mappings()]
-        finally:
-            await engine.dispose()
-    return asyncio.run(go())
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -129,7 +109,7 @@ def test_migration_0003_encrypts_existing_rows_and_the_downgrade_restores_them(
     monkeypatch.setenv("DATA_ENCRYPTION_KEY", OTHER_KEY)  # the migration uses the service's key
     _migrate(url, "0002")
     pid = person(7)
-    _run(url, sa.text(
+    run_sql(url, sa.text(
         "INSERT INTO payee_accounts (person_id, account_number, account_name, bank_name, updated_at, updated_by) "
         "VALUES (:p, :n, '张三', '农村信用社', CURRENT_TIMESTAMP, 'test')").bindparams(p=pid, n=NUMBER),
         sa.text("INSERT INTO payments (id, kind, program, person_id, region_code, source_account, amount_fen, "
@@ -139,8 +119,8 @@ def test_migration_0003_encrypts_existing_rows_and_the_downgrade_restores_them(
                 "requested_at) VALUES ('P1', 1, 'P1', :n, 100, CURRENT_TIMESTAMP)").bindparams(n=NUMBER))
 
     _migrate(url, "0004")  # 0005pii (person keys) has its own test in tests/payments/test_person_keys.py
-    account = _fetch(url, "SELECT * FROM payee_accounts")[0]
-    attempt = _fetch(url, "SELECT * FROM payment_attempts")[0]
+    account = fetch_sql(url, "SELECT * FROM payee_accounts")[0]
+    attempt = fetch_sql(url, "SELECT * FROM payment_attempts")[0]
     assert "account_number" not in account and "account_number" not in attempt
     assert NUMBER not in repr(account) + repr(attempt)
     vault = AccountVault(OTHER_KEY)
@@ -150,7 +130,7 @@ def test_migration_0003_encrypts_existing_rows_and_the_downgrade_restores_them(
         assert NUMBER.encode() not in (tmp_path / "m.db").read_bytes()
 
     _migrate(url, "0002", down=True)
-    assert _fetch(url, "SELECT account_number FROM payee_accounts") == [{"account_number": NUMBER}]
-    assert _fetch(url, "SELECT account_number FROM payment_attempts") == [{"account_number": NUMBER}]
+    assert fetch_sql(url, "SELECT account_number FROM payee_accounts") == [{"account_number": NUMBER}]
+    assert fetch_sql(url, "SELECT account_number FROM payment_attempts") == [{"account_number": NUMBER}]
     _migrate(url, "0004")  # and up again
-    assert AccountVault(OTHER_KEY).open(pid, _fetch(url, "SELECT account_enc FROM payee_accounts")[0]["account_enc"]) == NUMBER
+    assert AccountVault(OTHER_KEY).open(pid, fetch_sql(url, "SELECT account_enc FROM payee_accounts")[0]["account_enc"]) == NUMBER

@@ -4,13 +4,10 @@ every look-up by person (beneficiary, payments by person, ledger statement) stil
 number; migration 0005pii converts rows stored with numbers, and its downgrade restores them."""
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.payments.app import SERVICE_DIR
 from services.payments.models import entitlements, ledger_entries, metadata, payments, person_vault
@@ -19,7 +16,7 @@ from shared.settings import DEV_DATA_KEY
 from tests.payments.helpers import (
     FakeBank, decision, deliver, fund_county, make_payments, person, set_account, svc,
 )
-from tests.support import COUNTY, TOWNSHIP, auth, dump_tables, migrate, running
+from tests.support import COUNTY, TOWNSHIP, auth, dump_tables, fetch_sql, migrate, run_sql, running
 
 NUMBER = "6222020200112233445"
 OTHER_KEY = "another-data-encryption-key-0123456789-abcdef"
@@ -71,27 +68,8 @@ async def test_rows_hold_person_keys_and_lookups_by_number_still_work(database_u
 
 
 
-def _run(url: str, *statements: Any) -> None:
-    async def go() -> None:
-        engine = create_async_engine(url)
-        try:
-            async with engine.begin() as conn:
-                for st in statements:
-                    await conn.execute(st)
-        finally:
-            await engine.dispose()
-    asyncio.run(go())
 
 
-def _fetch(url: str, sql: str) -> list[dict[str, Any]]:
-    async def go() -> list[dict[str, Any]]:
-        engine = create_async_engine(url)
-        try:
-            async with engine.connect() as conn:
-                return [dict(r) for r in (await conn.execute(sa.text(sql))).mappings()]
-        finally:
-            await engine.dispose()
-    return asyncio.run(go())
 
 
 TABLES = ("payments", "entitlements", "entitlement_persons", "deaths", "payee_accounts", "payment_attempts",
@@ -107,7 +85,7 @@ def test_migration_0005pii_converts_numbers_to_keys_and_the_downgrade_restores_t
     cipher = cipher_for(OTHER_KEY)
     pid, other = person(7), person(8)
     migrate(SERVICE_DIR, url, "0004")
-    _run(url, sa.text(
+    run_sql(url, sa.text(
         "INSERT INTO payee_accounts (person_id, account_enc, account_index, account_masked, updated_at, updated_by) "
         "VALUES (:p, :enc, :ix, '***3445', CURRENT_TIMESTAMP, 'test')").bindparams(
             p=pid, enc=cipher.encrypt(NUMBER, context=f"payee_account:{pid}"), ix=cipher.index(NUMBER)),
@@ -133,29 +111,29 @@ def test_migration_0005pii_converts_numbers_to_keys_and_the_downgrade_restores_t
         .bindparams(a=f"payable:{pid}"))
 
     migrate(SERVICE_DIR, url, "head")
-    dump = "".join(repr(_fetch(url, f"SELECT * FROM {t}")) for t in TABLES)
+    dump = "".join(repr(fetch_sql(url, f"SELECT * FROM {t}")) for t in TABLES)
     assert pid not in dump and other not in dump
-    assert _fetch(url, "SELECT payee_person_id FROM entitlements") == [{"payee_person_id": cipher.index(pid)}]
-    assert sorted(r["person_id"] for r in _fetch(url, "SELECT person_id FROM entitlement_persons")) == sorted(
+    assert fetch_sql(url, "SELECT payee_person_id FROM entitlements") == [{"payee_person_id": cipher.index(pid)}]
+    assert sorted(r["person_id"] for r in fetch_sql(url, "SELECT person_id FROM entitlement_persons")) == sorted(
         [cipher.index(pid), cipher.index(other)])
-    assert _fetch(url, "SELECT person_id FROM deaths") == [{"person_id": cipher.index(other)}]
-    assert {r["account"] for r in _fetch(url, "SELECT account FROM ledger_entries")} == {
+    assert fetch_sql(url, "SELECT person_id FROM deaths") == [{"person_id": cipher.index(other)}]
+    assert {r["account"] for r in fetch_sql(url, "SELECT account FROM ledger_entries")} == {
         f"payable:{cipher.index(pid)}", "county_budget:522701000000"}
-    vault = {r["person_key"]: r["person_enc"] for r in _fetch(url, "SELECT * FROM person_vault")}
+    vault = {r["person_key"]: r["person_enc"] for r in fetch_sql(url, "SELECT * FROM person_vault")}
     assert {k: cipher.decrypt(v, context=f"person:{k}") for k, v in vault.items()} == {
         cipher.index(pid): pid, cipher.index(other): other}
     # the account ciphertexts now bound to the key (a moved row still does not decrypt)
-    for r in _fetch(url, "SELECT account_enc FROM payee_accounts") + _fetch(url, "SELECT account_enc FROM payment_attempts"):
+    for r in fetch_sql(url, "SELECT account_enc FROM payee_accounts") + fetch_sql(url, "SELECT account_enc FROM payment_attempts"):
         assert cipher.decrypt(r["account_enc"], context=f"payee_account:{cipher.index(pid)}") == NUMBER
     with pytest.raises(Exception, match="append-only"):  # the conversion put the ledger's guard back
-        _run(url, sa.text("UPDATE ledger_entries SET amount_fen = 1"))
+        run_sql(url, sa.text("UPDATE ledger_entries SET amount_fen = 1"))
 
     migrate(SERVICE_DIR, url, "0004", down=True)
-    assert _fetch(url, "SELECT payee_person_id FROM entitlements") == [{"payee_person_id": pid}]
-    assert _fetch(url, "SELECT person_id FROM deaths") == [{"person_id": other}]
-    assert {r["account"] for r in _fetch(url, "SELECT account FROM ledger_entries")} == {
+    assert fetch_sql(url, "SELECT payee_person_id FROM entitlements") == [{"payee_person_id": pid}]
+    assert fetch_sql(url, "SELECT person_id FROM deaths") == [{"person_id": other}]
+    assert {r["account"] for r in fetch_sql(url, "SELECT account FROM ledger_entries")} == {
         f"payable:{pid}", "county_budget:522701000000"}
-    token = _fetch(url, "SELECT account_enc FROM payee_accounts")[0]["account_enc"]
+    token = fetch_sql(url, "SELECT account_enc FROM payee_accounts")[0]["account_enc"]
     assert cipher.decrypt(token, context=f"payee_account:{pid}") == NUMBER
     migrate(SERVICE_DIR, url, "head")  # and up again
-    assert _fetch(url, "SELECT person_id FROM payments") == [{"person_id": cipher.index(pid)}]
+    assert fetch_sql(url, "SELECT person_id FROM payments") == [{"person_id": cipher.index(pid)}]
