@@ -49,7 +49,8 @@ class Bus(abc.ABC):
                   batch_handler: BatchMessageHandler | None = None) -> None:
         """Deliver every message of ``topics`` to ``handler`` once per consumer group.
         The handler returning means the effect is stored; raising means redeliver. With a
-        ``batch_handler``, what arrived together for one partition goes to it in one call
+        ``batch_handler``, what one fetch returned (every partition's records, each partition in
+        offset order) goes to it in one call
         (returning: all stored; raising: all redelivered)."""
 
     @abc.abstractmethod

@@ -2,8 +2,8 @@
 failures retry a bounded number of times, then the event goes to the dead-letter topic
 with its error and the consumer keeps going.
 
-Batches: the bus hands over what it fetched of one partition at once (``handle_batch``). The
-whole batch is one transaction — the inbox rows (one multi-row insert that skips the event ids
+Batches: the bus hands over what one fetch returned at once (``handle_batch``; several
+partitions, each in offset order). The whole batch is one transaction — the inbox rows (one multi-row insert that skips the event ids
 already there), every handler's effect and the outbox rows — so the cost per event is a few
 statements, not a commit and its fsync. A service may register a *batch handler* for an event
 type that stores a run of such events set-based. If anything in the batch fails, the
@@ -110,7 +110,7 @@ class EventConsumer:
             correlation_id_var.reset(token)
 
     async def handle_batch(self, msgs: list[IncomingMessage]) -> None:
-        """Store the effects of ``msgs`` (one partition's, in offset order). Returning means every
+        """Store the effects of ``msgs`` (each partition's in offset order). Returning means every
         event is stored, was a duplicate, or is dead-lettered; raising means redeliver them all."""
         if len(msgs) == 1:
             await self.handle(msgs[0])

@@ -170,41 +170,64 @@ class KafkaBus(Bus):
                        batch_handler: BatchMessageHandler | None = None) -> None:
         while self._running:
             batches = await consumer.getmany(timeout_ms=500, max_records=500)
-            for tp, records in batches.items():
-                done = None
-                msgs = [IncomingMessage(
-                    topic=rec.topic, key=rec.key.decode() if rec.key else None, value=rec.value,
-                    headers={k: v.decode(errors="replace") for k, v in (rec.headers or ())},
-                    partition=rec.partition, offset=rec.offset) for rec in records]
-                if batch_handler is not None and msgs:
-                    try:
-                        await batch_handler(msgs)
-                    except Exception as exc:
-                        # Not all effects are stored: the whole fetched batch comes again (the
-                        # inbox turns what was stored into duplicates).
-                        log.warning("consumer_handler_error", group=group, topic=tp.topic, partition=tp.partition,
-                                    offset=records[0].offset, error=str(exc)[:300])
-                        consumer.seek(tp, records[0].offset)
-                        await asyncio.sleep(0.2)
-                        continue
-                    done = records[-1].offset + 1
-                    msgs = []
-                for rec, msg in zip(records, msgs):
-                    try:
-                        await handler(msg)
-                    except Exception as exc:
-                        # The effect was not stored: rewind this partition so the record is
-                        # redelivered; other partitions go on (order only matters per key).
-                        log.warning("consumer_handler_error", group=group, topic=rec.topic,
-                                    partition=rec.partition, offset=rec.offset, error=str(exc)[:300])
-                        consumer.seek(tp, rec.offset)
-                        await asyncio.sleep(0.2)
-                        break
-                    done = rec.offset + 1
-                if done is not None:
-                    await consumer.commit({tp: done})
-                    self._positions[(group, tp)] = done
+            if batch_handler is not None:
+                await self._handle_fetch(consumer, group, batches, batch_handler)
+            else:
+                for tp, records in batches.items():
+                    await self._handle_partition(consumer, group, tp, records, handler)
             self._update_lag(consumer, group)
+
+    async def _handle_fetch(self, consumer: AIOKafkaConsumer, group: str, batches: dict[TopicPartition, list],
+                            batch_handler: BatchMessageHandler) -> None:
+        """Everything one fetch returned, of every partition, stored by one call (one transaction
+        in the consumer): at a few events per partition per fetch, a transaction per partition
+        cost more than the events themselves. Per-key order holds: a key lives in one partition,
+        and each partition's records stay in offset order."""
+        batches = {tp: records for tp, records in batches.items() if records}
+        if not batches:
+            return
+        msgs = [IncomingMessage(
+            topic=rec.topic, key=rec.key.decode() if rec.key else None, value=rec.value,
+            headers={k: v.decode(errors="replace") for k, v in (rec.headers or ())},
+            partition=rec.partition, offset=rec.offset) for records in batches.values() for rec in records]
+        try:
+            await batch_handler(msgs)
+        except Exception as exc:
+            # Not all effects are stored: the whole fetch comes again (the inbox turns what was
+            # stored into duplicates).
+            log.warning("consumer_handler_error", group=group, partitions=len(batches), events=len(msgs),
+                        error=str(exc)[:300])
+            for tp, records in batches.items():
+                consumer.seek(tp, records[0].offset)
+            await asyncio.sleep(0.2)
+            return
+        offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
+        await consumer.commit(offsets)
+        for tp, done in offsets.items():
+            self._positions[(group, tp)] = done
+
+    async def _handle_partition(self, consumer: AIOKafkaConsumer, group: str, tp: TopicPartition,
+                                records: list, handler: MessageHandler) -> None:
+        done = None
+        for rec in records:
+            msg = IncomingMessage(
+                topic=rec.topic, key=rec.key.decode() if rec.key else None, value=rec.value,
+                headers={k: v.decode(errors="replace") for k, v in (rec.headers or ())},
+                partition=rec.partition, offset=rec.offset)
+            try:
+                await handler(msg)
+            except Exception as exc:
+                # The effect was not stored: rewind this partition so the record is
+                # redelivered; other partitions go on (order only matters per key).
+                log.warning("consumer_handler_error", group=group, topic=rec.topic,
+                            partition=rec.partition, offset=rec.offset, error=str(exc)[:300])
+                consumer.seek(tp, rec.offset)
+                await asyncio.sleep(0.2)
+                break
+            done = rec.offset + 1
+        if done is not None:
+            await consumer.commit({tp: done})
+            self._positions[(group, tp)] = done
 
     def _update_lag(self, consumer: AIOKafkaConsumer, group: str) -> None:
         per_topic: dict[str, int] = {}

@@ -131,3 +131,38 @@ async def test_batch_handler_gets_a_partition_batch_and_a_failed_batch_comes_aga
         assert calls[retried + 1][0] == calls[retried][0]  # rewound to the first record of the batch
     finally:
         await bus.stop()
+
+
+async def test_batch_handler_gets_every_partition_of_a_fetch_in_one_call(kafka_broker) -> None:
+    """What one fetch returns of several partitions goes to the batch handler in one call (one
+    transaction downstream), each key's records in order; when it raises, every partition of the
+    fetch is rewound and nothing is lost or committed past."""
+    bus = make_bus(kafka_broker)
+    calls: list[list[tuple[str, bytes]]] = []
+    stored: dict[str, list[int]] = {}
+    failed_once = False
+
+    async def one(msg: IncomingMessage) -> None:
+        raise AssertionError("the batch handler takes every message")
+
+    async def batch(msgs: list[IncomingMessage]) -> None:
+        nonlocal failed_once
+        calls.append([(m.key or "", m.value) for m in msgs])
+        if not failed_once and len({m.partition for m in msgs}) > 1:
+            failed_once = True
+            raise RuntimeError("effects not stored")
+        for m in msgs:
+            stored.setdefault(m.key or "", []).append(int(m.value))
+
+    bus.subscribe("gp", ["t.partitions"], one, batch_handler=batch)
+    await bus.start()
+    try:
+        await asyncio.sleep(1.0)
+        keys = [f"case-{k}" for k in range(12)]  # spread over the topic's partitions
+        await bus.publish([OutgoingMessage("t.partitions", keys[i % 12], str(i).encode()) for i in range(120)])
+        await eventually(lambda: _ready(sum(map(len, stored.values())) >= 120), timeout=30)
+        assert failed_once, "no fetch held more than one partition"
+        for k, key in enumerate(keys):  # each key: every record once, in order, after the retry
+            assert stored[key] == list(range(k, 120, 12))
+    finally:
+        await bus.stop()
