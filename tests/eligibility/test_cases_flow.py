@@ -53,6 +53,7 @@ async def test_partners_answer_then_confirm_emits_decision_made_and_replays(data
         r = await c.post(f"/v1/cases/{case_id}/decision", json={"action": "confirm"}, headers=DIRECTOR)
         assert r.status_code == 201, r.text
         decision = r.json()
+        assert decision == (await c.get(f"/v1/decisions/{decision['decision_id']}", headers=DIRECTOR)).json()
         assert decision["outcome"] == "approved" and decision["monthly_amount"] == "660.00"
         assert decision["decided_by"] == {"sub": "township_office_director-test", "name": "测试",
                                           "role": "township_office_director"}
@@ -183,6 +184,8 @@ async def test_override_needs_a_reason_and_is_audited(database_url: str) -> None
         assert r.status_code == 201, r.text
         d = r.json()
         assert d["overridden"] is True and d["monthly_amount"] == "900.00" and d["reason"].startswith("入户核查")
+        # the answer is built from what was stored: the same as reading it back
+        assert d == (await c.get(f"/v1/decisions/{d['decision_id']}", headers=CLERK)).json()
         assert d["decided_by"]["role"] == "township_clerk" and d["decided_at"]
         [made] = await events(app, DecisionMade.TYPE)
         assert made.overridden is True and made.monthly_amount == D("900.00")
@@ -216,6 +219,7 @@ async def test_linshi_above_the_township_limit_is_a_county_decision_with_stages(
         r = await c.post(url, json={"action": "confirm", "staged_payments": ["800.00", "800.00"], "pay_first": True},
                          headers=COUNTY_OFFICER)
         assert r.status_code == 201, r.text
+        assert r.json() == (await c.get(f"/v1/decisions/{r.json()['decision_id']}", headers=COUNTY_OFFICER)).json()
         [made] = await events(app, DecisionMade.TYPE)
         assert made.program == "linshi" and made.one_time_amount == D("1600.00") and made.monthly_amount is None
         assert made.approval_level == "county" and made.staged_payments == [D("800.00"), D("800.00")]
