@@ -60,7 +60,8 @@ class ServiceRuntime:
         self.bus = bus or make_bus(settings)
         self.migrate_on_start = migrate_on_start
         self.relay = OutboxRelay(self.session_factory, self.bus, service=self.name,
-                                 poll_interval=settings.outbox_poll_interval_s, batch_size=settings.outbox_batch_size)
+                                 poll_interval=settings.outbox_poll_interval_s, batch_size=settings.outbox_batch_size,
+                                 linger_s=settings.outbox_linger_ms / 1000)
         self.consumers: list[EventConsumer] = []
         # Long-running loops (scans, senders) started after the bus and cancelled at stop.
         self.background: list[Callable[[], Awaitable[None]]] = []

@@ -36,6 +36,9 @@ class ServiceSettings(BaseSettings):
     # One transaction per fetched batch of a partition (inbox + effects + outbox), see consumer.py.
     consumer_batch: bool = True
     outbox_poll_interval_s: float = 0.5
+    # After a wake-up the relay waits this long for more commits before it publishes: under load
+    # one round (a transaction and a produce request) then carries several use cases' events.
+    outbox_linger_ms: float = 0.0
     # The audit sealer is woken after each commit that left entries pending; this is its safety net.
     audit_seal_interval_s: float = 1.0
     outbox_batch_size: int = 200

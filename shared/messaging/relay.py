@@ -25,13 +25,15 @@ _PG_RELAY_LOCK = 0x6A69757A6875  # arbitrary constant ("jiuzhu")
 
 class OutboxRelay:
     def __init__(self, session_factory: async_sessionmaker[AsyncSession], bus: Bus, *, service: str,
-                 poll_interval: float = 0.5, batch_size: int = 200, max_backoff: float = 5.0) -> None:
+                 poll_interval: float = 0.5, batch_size: int = 200, max_backoff: float = 5.0,
+                 linger_s: float = 0.0) -> None:
         self.session_factory = session_factory
         self.bus = bus
         self.service = service
         self.poll_interval = poll_interval
         self.batch_size = batch_size
         self.max_backoff = max_backoff
+        self.linger_s = linger_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -79,6 +81,8 @@ class OutboxRelay:
                 continue
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+            if self.linger_s and self._wake.is_set() and not self._stopping:
+                await asyncio.sleep(self.linger_s)  # let the commits right behind this one join
 
     async def publish_pending(self) -> int:
         """Publish one batch; returns how many rows were acknowledged and marked sent."""

@@ -37,3 +37,37 @@ async def test_wake_during_an_empty_round_is_not_lost() -> None:
         await relay.stop()
     assert len(relay.rounds) >= 2, "the wake-up was lost: the event would wait for the 5 s poll"
     assert relay.rounds[1] - relay.rounds[0] < 1.0
+
+
+class CountingRelay(OutboxRelay):
+    """publish_pending replaced: counts the rows committed (``pending``) that each round takes."""
+
+    def __init__(self, linger_s: float) -> None:
+        super().__init__(None, None, service="test", poll_interval=5.0, linger_s=linger_s)  # type: ignore[arg-type]
+        self.pending = 0
+        self.rounds: list[int] = []
+
+    async def publish_pending(self) -> int:
+        taken, self.pending = self.pending, 0
+        if taken:
+            self.rounds.append(taken)
+        return taken
+
+
+async def _three_commits(relay: CountingRelay) -> list[int]:
+    await relay.start()
+    try:
+        await asyncio.sleep(0.05)
+        for _ in range(3):  # three use cases commit 10 ms apart, each waking the relay
+            relay.pending += 1
+            relay.wake()
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+    finally:
+        await relay.stop()
+    return relay.rounds
+
+
+async def test_linger_lets_commits_right_behind_join_one_round() -> None:
+    assert await _three_commits(CountingRelay(linger_s=0.1)) == [3]
+    assert await _three_commits(CountingRelay(linger_s=0.0)) == [1, 1, 1]  # without it: a round each
