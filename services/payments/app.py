@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None, bank
     if bank is None and settings.bank_url:
         bank = HttpBank(settings.bank_url, timeout_s=settings.bank_timeout_s, retries=settings.bank_retries)
     payments = Payments(runtime, settings, default_calendar(), bank)
-    runtime.add_consumer(consumers.handlers(payments))
+    runtime.add_consumer(consumers.handlers(payments), batch_handlers=consumers.batch_handlers(payments))
     app = create_service_app(
         runtime, title="payments — 备用金与发放",
         description="Township reserve funds on a double-entry ledger, three sign-offs, monthly payroll (P1–P5).",

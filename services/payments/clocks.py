@@ -7,6 +7,7 @@ breached once each, as ``payments.disbursement.deadline`` events.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -14,8 +15,7 @@ import sqlalchemy as sa
 
 from shared import metrics
 from shared.auth import Principal, region_covers
-from shared.calendar import WorkingCalendar, to_shanghai_date
-from shared.db import insert_ignore
+from shared.calendar import Deadline, WorkingCalendar, to_shanghai_date
 from shared.errors import NotFound
 from shared.events.eligibility import CaseOpened, DecisionMade
 from shared.events.payments import DisbursementDeadline
@@ -25,44 +25,94 @@ from shared.runtime import ServiceRuntime
 
 from services.payments.domain import deadlines as dd
 from services.payments.models import payment_clocks
-from services.payments.storage import in_region, utcnow
+from services.payments.storage import InsertIgnoring, in_region, utcnow
 
 P3_WORKING_DAYS = dd.P3_WORKING_DAYS  # QN 二(四); the acceptance-to-payment limit for township payouts
+
+
+# Built once: the consumer runs these for every case opened and every decision.
+_INSERT_CLOCKS = InsertIgnoring(payment_clocks, payment_clocks.c.case_id)
+_PAY_BY_OF = sa.select(payment_clocks.c.case_id, payment_clocks.c.pay_by, payment_clocks.c.pay_by_provisional).where(
+    payment_clocks.c.case_id.in_(sa.bindparam("case_ids", expanding=True)))
+_CLOSE = payment_clocks.update().where(
+    payment_clocks.c.case_id == sa.bindparam("b_case_id"), payment_clocks.c.paid_at.is_(None),
+    payment_clocks.c.closed_at.is_(None)).values(closed_at=sa.bindparam("b_closed_at"),
+                                                 closed_reason=sa.bindparam("b_closed_reason"))
+_MEMO_ENTRIES = 4096  # acceptance days kept; far more than a year of them
 
 
 class PaymentClockService:
     def __init__(self, runtime: ServiceRuntime, calendar: WorkingCalendar) -> None:
         self.runtime = runtime
         self.calendar = calendar
+        self._deadlines: dict[date, Deadline] = {}
 
     # -- events --------------------------------------------------------------------------
     async def on_case_opened(self, tx: UnitOfWork, env: Envelope, data: CaseOpened) -> None:
-        await self._start(tx, case_id=data.case_id, application_id=data.application_id, program=data.program,
-                          region_code=data.region_code, handling_region_code=data.handling_region_code,
-                          received_at=data.received_at)
+        await self.on_cases_opened(tx, [data])
 
-    async def ensure_for_decision(self, tx: UnitOfWork, data: DecisionMade) -> dict[str, Any]:
-        await self._start(tx, case_id=data.case_id, application_id=data.application_id, program=data.program,
-                          region_code=data.region_code, handling_region_code=data.handling_region_code,
-                          received_at=data.received_at)
-        row = (await tx.session.execute(sa.select(payment_clocks).where(payment_clocks.c.case_id == data.case_id))
-               ).mappings().one()
-        return dict(row)
+    async def on_cases_opened(self, tx: UnitOfWork, opened: Sequence[CaseOpened]) -> None:
+        """A run of opened cases: one multi-row insert; a case whose clock runs already keeps it."""
+        await _INSERT_CLOCKS.execute(tx.session, self._rows(opened))
 
-    async def _start(self, tx: UnitOfWork, *, case_id: str, application_id: str, program: str, region_code: str,
-                     handling_region_code: str, received_at: datetime) -> None:
-        deadline = self.calendar.add_working_days(received_at, P3_WORKING_DAYS)
-        await insert_ignore(tx.session, payment_clocks, {
-            "case_id": case_id, "application_id": application_id, "program": program,
-            "region_code": region_code, "handling_region_code": handling_region_code,
-            "accepted_at": received_at, "pay_by": deadline.due, "pay_by_provisional": deadline.provisional,
-            "deadline_state": "ok"})
+    async def ensure_for_decisions(self, tx: UnitOfWork, decided: Sequence[DecisionMade]) -> dict[str, Deadline]:
+        """The clock of every decided case (started now if ``case.opened`` was missed): case id →
+        its pay-by date. One look-up; an insert only for the cases without a clock."""
+        case_ids = list(dict.fromkeys(data.case_id for data in decided))
+        pay_by = await self._pay_by_of(tx, case_ids)
+        missing = self._rows(data for data in decided if data.case_id not in pay_by)
+        started = await _INSERT_CLOCKS.inserted(tx.session, missing)
+        for row in missing:
+            if row["case_id"] in started:
+                pay_by[row["case_id"]] = Deadline(row["pay_by"], row["pay_by_provisional"])
+        if len(pay_by) < len(case_ids):  # a concurrent transaction started some of them first
+            pay_by.update(await self._pay_by_of(tx, [c for c in case_ids if c not in pay_by]))
+        return pay_by
 
     @staticmethod
-    async def close(tx: UnitOfWork, case_id: str, reason: str) -> None:
-        await tx.session.execute(payment_clocks.update().where(
-            payment_clocks.c.case_id == case_id, payment_clocks.c.paid_at.is_(None),
-            payment_clocks.c.closed_at.is_(None)).values(closed_at=utcnow(), closed_reason=reason[:32]))
+    async def close(tx: UnitOfWork, closing: Sequence[tuple[str, str]]) -> None:
+        """``(case id, reason)`` in order: a clock closes once, with the first reason."""
+        if closing:
+            now = utcnow()
+            await tx.session.execute(_CLOSE, [{"b_case_id": case_id, "b_closed_at": now,
+                                               "b_closed_reason": reason[:32]} for case_id, reason in closing])
+
+    @staticmethod
+    async def _pay_by_of(tx: UnitOfWork, case_ids: list[str]) -> dict[str, Deadline]:
+        if not case_ids:
+            return {}
+        rows = await tx.session.execute(_PAY_BY_OF, {"case_ids": case_ids})
+        return {case_id: Deadline(pay_by, provisional) for case_id, pay_by, provisional in rows}
+
+    def _rows(self, sources: Iterable[CaseOpened | DecisionMade]) -> list[dict[str, Any]]:
+        """One clock row per case, from its first event (the ones after it would be ignored)."""
+        rows: dict[str, dict[str, Any]] = {}
+        for data in sources:
+            if data.case_id in rows:
+                continue
+            deadline = self.deadline(data.received_at)
+            rows[data.case_id] = {
+                "case_id": data.case_id, "application_id": data.application_id, "program": data.program,
+                "region_code": data.region_code, "handling_region_code": data.handling_region_code,
+                "accepted_at": data.received_at, "pay_by": deadline.due, "pay_by_provisional": deadline.provisional,
+                "deadline_state": "ok"}
+        return list(rows.values())
+
+    def deadline(self, received_at: datetime) -> Deadline:
+        """P3's pay-by date, memoised per acceptance day (the walk through the calendar was a
+        measurable share of the consumer's CPU; calendar files are loaded at start-up, before any
+        event). A provisional answer is not kept: it is counted as such each time, and final once
+        its year's calendar is loaded."""
+        day = to_shanghai_date(received_at)
+        hit = self._deadlines.get(day)
+        if hit is not None:
+            return hit
+        deadline = self.calendar.add_working_days(day, P3_WORKING_DAYS)
+        if not deadline.provisional:
+            if len(self._deadlines) >= _MEMO_ENTRIES:
+                self._deadlines.clear()
+            self._deadlines[day] = deadline
+        return deadline
 
     @staticmethod
     async def mark_paid(tx: UnitOfWork, case_id: str, paid_at: datetime, *, pay_by: date) -> None:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from shared.events.eligibility import BenefitChanged, CaseOpened, DecisionMade
 from shared.events.monitoring import PersonDied
-from shared.messaging.consumer import EventHandler
+from shared.logging import correlation_id_var
+from shared.messaging.consumer import BatchEventHandler, EventHandler
 from shared.messaging.envelope import Envelope
 from shared.messaging.unit_of_work import UnitOfWork
 
@@ -27,3 +28,24 @@ def handlers(app: Payments) -> dict[str, EventHandler]:
         BenefitChanged.TYPE: app.payroll.on_benefit_changed,
         PersonDied.TYPE: person_died,
     }
+
+
+def batch_handlers(app: Payments) -> dict[str, BatchEventHandler]:
+    """What a fetched batch stores set-based (the rest is handled event by event in its transaction)."""
+    async def cases_opened(tx: UnitOfWork, events: list[tuple[Envelope, CaseOpened]]) -> None:
+        await app.clocks.on_cases_opened(tx, [data for _, data in events])
+
+    async def decisions_made(tx: UnitOfWork, events: list[tuple[Envelope, DecisionMade]]) -> None:
+        # A case has one programme, and the two paths share no rows (temporary assistance: clocks,
+        # disbursements and their stages; the others: entitlements and payroll payments), so
+        # taking the temporary-assistance run first keeps every case's events in order.
+        await app.disbursements.on_decisions(tx, [data for _, data in events if data.program == "linshi"])
+        for env, data in events:
+            if data.program != "linshi":
+                token = correlation_id_var.set(env.correlation_id)  # as the consumer does per event
+                try:
+                    await app.payroll.on_decision(tx, env, data)
+                finally:
+                    correlation_id_var.reset(token)
+
+    return {CaseOpened.TYPE: cases_opened, DecisionMade.TYPE: decisions_made}  # type: ignore[dict-item]

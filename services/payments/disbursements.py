@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,8 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from shared.auth import Principal, county_of, region_covers, township_of
-from shared.calendar import to_shanghai_date
-from shared.db import insert_ignore
+from shared.calendar import Deadline, to_shanghai_date
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.events.eligibility import DecisionMade
 from shared.events.payments import DisbursementPaid
@@ -41,11 +40,21 @@ from services.payments.domain import signoffs as so
 from services.payments.domain.periods import add_months
 from services.payments.models import deaths, disbursements, payment_clocks, payments, person_vault
 from services.payments.settings import Settings
-from services.payments.storage import actor, in_region, lock_one, utcnow
+from services.payments.storage import InsertIgnoring, actor, in_region, lock_one, utcnow
 from services.payments.views import disbursement_view
 
 PAYING_OUTCOMES = ("approved", "single_person", "gradual_exit")
 _IDS = uuid.UUID("6f1d7a52-3c0e-4d0b-9a55-2f1f4b1c9e01")
+
+
+# Built once: the consumer runs these for every temporary-assistance decision.
+_INSERT_DISBURSEMENTS = InsertIgnoring(disbursements, disbursements.c.id)
+_INSERT_STAGES = payments.insert()
+_LINK_CLOCK = payment_clocks.update().where(
+    payment_clocks.c.case_id == sa.bindparam("b_case_id"), payment_clocks.c.disbursement_id.is_(None)
+).values(disbursement_id=sa.bindparam("b_disbursement_id"))
+_DEATHS_OF = sa.select(deaths.c.person_id, deaths.c.date_of_death).where(
+    deaths.c.person_id.in_(sa.bindparam("person_ids", expanding=True)))
 
 
 class InconsistentDecision(ValueError):
@@ -71,6 +80,27 @@ def stage_amounts(data: DecisionMade) -> list[int]:
     return [total]
 
 
+def _source(data: DecisionMade) -> tuple[str, str]:
+    """L4: the account that pays, and what it is."""
+    handling = data.handling_region_code
+    if data.approval_level == "township":
+        return dl.reserve(township_of(handling)), "township_reserve"
+    return dl.county_budget(county_of(handling)), "county_budget"
+
+
+def _disbursement_row(did: str, data: DecisionMade, stages: list[int], person: str, pay_by: Deadline,
+                      now: datetime) -> dict[str, Any]:
+    source, funded_from = _source(data)
+    return {"id": did, "decision_id": data.decision_id, "case_id": data.case_id,
+            "application_id": data.application_id, "program": data.program, "region_code": data.region_code,
+            "handling_region_code": data.handling_region_code, "approval_level": data.approval_level,
+            "funded_from": funded_from, "source_account": source, "person_id": person,
+            "amount_fen": sum(stages), "stages": len(stages), "pay_first": data.pay_first,
+            "documents_complete": not data.pay_first, "status": "awaiting_signoffs",
+            "received_at": data.received_at, "pay_by": pay_by.due, "pay_by_provisional": pay_by.provisional,
+            "decided_at": data.decided_at, "created_at": now, "updated_at": now}
+
+
 class DisbursementService:
     def __init__(self, runtime: ServiceRuntime, settings: Settings, clocks: PaymentClockService,
                  wake_sender: Callable[[], None]) -> None:
@@ -82,49 +112,56 @@ class DisbursementService:
 
     # -- from the decision ------------------------------------------------------------------
     async def on_decision(self, tx: UnitOfWork, env: Envelope, data: DecisionMade) -> None:
-        clock = await self.clocks.ensure_for_decision(tx, data)
-        if data.outcome not in PAYING_OUTCOMES:
-            await self.clocks.close(tx, data.case_id, data.outcome)
+        await self.on_decisions(tx, [data])
+
+    async def on_decisions(self, tx: UnitOfWork, decided: Sequence[DecisionMade]) -> None:
+        """A run of temporary-assistance decisions, in delivery order, with the effect of taking
+        them one by one: one look-up of the clocks, one statement each for the vault, the
+        disbursements, their stages and the clocks' links, whatever the run's length. A decision
+        delivered twice (under two event ids, or twice in the run) is one disbursement."""
+        s = tx.session
+        pay_by = await self.clocks.ensure_for_decisions(tx, decided)
+        closing: list[tuple[str, str]] = []
+        planned: dict[str, tuple[DecisionMade, list[int]]] = {}  # by disbursement id, in order
+        for data in decided:
+            if data.outcome not in PAYING_OUTCOMES:
+                closing.append((data.case_id, data.outcome))
+                continue
+            stages = stage_amounts(data)
+            if not stages:
+                closing.append((data.case_id, "nothing_to_pay"))
+                continue
+            planned.setdefault(disbursement_id_for(data.decision_id), (data, stages))
+        # Closing a clock and linking it to its disbursement touch different columns under
+        # conditions the other leaves alone: doing all closes first changes no outcome.
+        await self.clocks.close(tx, closing)
+        if not planned:
             return
-        stages = stage_amounts(data)
-        if not stages:
-            await self.clocks.close(tx, data.case_id, "nothing_to_pay")
-            return
-        handling = data.handling_region_code
-        if data.approval_level == "township":
-            source, funded_from = dl.reserve(township_of(handling)), "township_reserve"
-        else:
-            source, funded_from = dl.county_budget(county_of(handling)), "county_budget"
+        keys = await self.persons.keep(s, [data.applicant_person_id for data, _ in planned.values()])
         now = utcnow()
-        did = disbursement_id_for(data.decision_id)
-        person = (await self.persons.keep(tx.session, [data.applicant_person_id]))[data.applicant_person_id]
-        fresh = await insert_ignore(tx.session, disbursements, {
-            "id": did, "decision_id": data.decision_id, "case_id": data.case_id,
-            "application_id": data.application_id, "program": data.program, "region_code": data.region_code,
-            "handling_region_code": handling, "approval_level": data.approval_level, "funded_from": funded_from,
-            "source_account": source, "person_id": person, "amount_fen": sum(stages),
-            "stages": len(stages), "pay_first": data.pay_first, "documents_complete": not data.pay_first,
-            "status": "awaiting_signoffs", "received_at": data.received_at, "pay_by": clock["pay_by"],
-            "pay_by_provisional": clock["pay_by_provisional"], "decided_at": data.decided_at,
-            "created_at": now, "updated_at": now})
+        rows = {did: _disbursement_row(did, data, stages, keys[data.applicant_person_id], pay_by[data.case_id], now)
+                for did, (data, stages) in planned.items()}
+        created = await _INSERT_DISBURSEMENTS.inserted(s, list(rows.values()))
+        fresh = [rows[did] for did in planned if did in created]
         if not fresh:
             return
         # one payment per stage, not yet authorised: nothing moves before the last sign-off
-        await tx.session.execute(payments.insert(), [
-            {"id": f"{did}-{i}", "kind": "linshi", "program": data.program, "disbursement_id": did, "stage": i,
-             "person_id": person, "region_code": handling, "source_account": source,
-             "amount_fen": amount, "status": ps.UNSIGNED, "attempt": 0, "send_count": 0, "created_at": now}
-            for i, amount in enumerate(stages, start=1)])
-        await tx.session.execute(payment_clocks.update().where(payment_clocks.c.case_id == data.case_id,
-                                                               payment_clocks.c.disbursement_id.is_(None))
-                                 .values(disbursement_id=did))
-        died = await tx.session.scalar(sa.select(deaths.c.date_of_death).where(
-            deaths.c.person_id == person))
-        if died is not None:  # decided for somebody already reported dead: stopped at once (P5)
-            for p in (await tx.session.execute(sa.select(payments).where(payments.c.disbursement_id == did))
-                      ).mappings().all():
-                await payment_ops.cancel(tx.session, p, actor="system:death-register", reason=f"death on {died}")
-            await payment_ops.refresh_disbursement(tx.session, did)
+        await s.execute(_INSERT_STAGES, [
+            {"id": f"{d['id']}-{i}", "kind": "linshi", "program": d["program"], "disbursement_id": d["id"],
+             "stage": i, "person_id": d["person_id"], "region_code": d["handling_region_code"],
+             "source_account": d["source_account"], "amount_fen": amount, "status": ps.UNSIGNED, "attempt": 0,
+             "send_count": 0, "created_at": now}
+            for d in fresh for i, amount in enumerate(planned[d["id"]][1], start=1)])
+        # in order: a case decided twice in the run keeps its first disbursement, as one by one
+        await s.execute(_LINK_CLOCK, [{"b_case_id": d["case_id"], "b_disbursement_id": d["id"]} for d in fresh])
+        died = dict((await s.execute(_DEATHS_OF, {"person_ids": list({d["person_id"] for d in fresh})})).all())
+        for d in fresh:
+            if d["person_id"] in died:  # decided for somebody already reported dead: stopped at once (P5)
+                for p in (await s.execute(sa.select(payments).where(payments.c.disbursement_id == d["id"]))
+                          ).mappings().all():
+                    await payment_ops.cancel(s, p, actor="system:death-register",
+                                             reason=f"death on {died[d['person_id']]}")
+                await payment_ops.refresh_disbursement(s, d["id"])
 
     # -- P2 sign-offs -----------------------------------------------------------------------
     async def sign(self, principal: Principal, disbursement_id: str, comment: str | None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import httpx
 import sqlalchemy as sa
 
 from shared.events.base import EventData
-from shared.events.eligibility import BenefitChanged, DecisionMade
+from shared.events.eligibility import BenefitChanged, CaseOpened, DecisionMade
 from shared.events.monitoring import PersonDied
 from shared.messaging.bus import IncomingMessage
 from shared.messaging.envelope import Envelope
@@ -106,6 +106,14 @@ def decision(*, program: str = "linshi", outcome: str = "approved", case_id: str
         exit_months=exit_months, effective_from=effective_from, policy_version="pv-1",
         received_at=received_at or now, decided_at=now, decided_by="county_civil_affairs-test",
         staged_payments=[Decimal(a) for a in staged] if staged else None, pay_first=pay_first)
+
+
+def case_opened(d: DecisionMade) -> CaseOpened:
+    """The ``case.opened`` of the case ``d`` decides (same case, application, regions, acceptance)."""
+    return CaseOpened(case_id=d.case_id, application_id=d.application_id, channel=d.channel, program=d.program,
+                      region_code=d.region_code, handling_region_code=d.handling_region_code,
+                      applicant_person_id=d.applicant_person_id, household_size=len(d.covered_person_ids),
+                      received_at=d.received_at, opened_at=d.received_at)
 
 
 def benefit_changed(case_id: str, *, change: str, person_seq: int = 1, new: str | None = None,
