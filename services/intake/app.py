@@ -110,7 +110,7 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None,
     runtime.feedback = feedback
     runtime.scanner = DeadlineScanner(service)
     runtime.hotline = HotlineService(service)
-    runtime.add_consumer(consumers.handlers(service))
+    runtime.add_consumer(consumers.handlers(service), batch_handlers=consumers.batch_handlers(service))
     app = create_service_app(
         runtime, title="intake — 一门受理",
         description="One door for 12345, e救助, the service window and active discovery (I1–I5): "

@@ -39,14 +39,24 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+INSERT_FEEDBACK = channel_feedback.insert()
+
+
+def feedback_row(*, channel: str, work_order: str, region_code: str, outcome: str, text: str, now: datetime,
+                 application_id: str | None = None, hotline_call_id: str | None = None) -> dict[str, Any]:
+    """A new feedback row, due now (for callers that store several at once)."""
+    return {"application_id": application_id, "hotline_call_id": hotline_call_id, "channel": channel,
+            "work_order": work_order, "region_code": region_code, "outcome": outcome, "text": text,
+            "state": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now, "updated_at": now}
+
+
 async def enqueue(session: AsyncSession, *, channel: str, work_order: str, region_code: str, outcome: str,
                   text: str, now: datetime, application_id: str | None = None,
                   hotline_call_id: str | None = None) -> None:
     """Add a feedback row inside the caller's transaction."""
-    await session.execute(channel_feedback.insert().values(
-        application_id=application_id, hotline_call_id=hotline_call_id, channel=channel,
-        work_order=work_order, region_code=region_code, outcome=outcome, text=text, state="pending",
-        attempts=0, next_attempt_at=now, created_at=now, updated_at=now))
+    await session.execute(INSERT_FEEDBACK, feedback_row(
+        channel=channel, work_order=work_order, region_code=region_code, outcome=outcome, text=text, now=now,
+        application_id=application_id, hotline_call_id=hotline_call_id))
 
 
 def backoff_seconds(attempts: int, base: float, cap: float) -> float:

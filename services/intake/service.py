@@ -43,6 +43,7 @@ from services.intake.fastpath import DuplicateApplication, PgApplicationWriter
 from services.intake.models import application_steps, applications, transfers
 from services.intake.personal_data import ApplicationVault
 from services.intake.schemas import ApplicationCreate, ApplicationSummary, HandoffIn, TransferIn
+from services.intake.timeline import LOCK_FOR_EVENTS, TimelineWrites
 
 log = get_logger("intake.applications")
 
@@ -342,37 +343,39 @@ class IntakeService:
             row = await self._locked(tx, app_id, principal)
             if row["status"] == "closed":
                 raise Conflict(f"application {app_id} is closed")
-            await self._transfer(tx, row, body.department, body.reason, source="officer", close=body.close,
-                                 now=now, actor=_actor(principal))
+            writes = TimelineWrites()
+            self._transfer(tx, writes, row, body.department, body.reason, source="officer", close=body.close,
+                           now=now, actor=_actor(principal))
+            await self._write(tx, writes)
         return await self.get(app_id, principal)
 
-    async def _transfer(self, tx: UnitOfWork, row: Mapping[str, Any], department: str, reason: str, *,
-                        source: str, close: bool, now: datetime, actor: str,
-                        extra_values: dict[str, Any] | None = None,
-                        steps_before: list[tuple[str, str | None]] | None = None,
-                        text_before: str = "") -> None:
-        transfer_id = str(uuid.uuid4())
-        await tx.session.execute(transfers.insert().values(
-            id=transfer_id, application_id=row["id"], department=department, reason=reason, source=source,
-            closes_application=close, actor=actor, created_at=now))
+    def _transfer(self, tx: UnitOfWork, writes: TimelineWrites, row: Mapping[str, Any], department: str,
+                  reason: str, *, source: str, close: bool, now: datetime, actor: str,
+                  extra_values: dict[str, Any] | None = None,
+                  steps_before: list[tuple[str, str | None]] | None = None,
+                  text_before: str = "", correlation_id: str | None = None) -> None:
+        writes.transfers.append({
+            "id": str(uuid.uuid4()), "application_id": row["id"], "department": department, "reason": reason,
+            "source": source, "closes_application": close, "actor": actor, "created_at": now})
         tx.emit(ApplicationTransferred(
             application_id=row["id"], department=department, region_code=row["region_code"],
-            applicant_person_id=self._person(row), reason=reason, transferred_at=now), subject=row["id"])
+            applicant_person_id=self._person(row), reason=reason, transferred_at=now), subject=row["id"],
+            correlation_id=correlation_id)
         steps = list(steps_before or []) + [("transferred", f"to {department}: {reason}")]
         values = dict(extra_values or {}, updated_at=now)
         if close:
             text = text_before + texts.transfer_text(row["program"], department, reason)
-            await self._close(tx, row, values, steps, now, outcome="transferred", text=text)
-        await self._update(tx, row["id"], values, steps, now, actor)
+            self._close(writes, row, values, steps, now, outcome="transferred", text=text)
+        writes.update(row["id"], values, steps, now, actor)
 
-    async def _close(self, tx: UnitOfWork, row: Mapping[str, Any], values: dict[str, Any],
-                     steps: list[tuple[str, str | None]], now: datetime, *, outcome: str, text: str) -> None:
+    def _close(self, writes: TimelineWrites, row: Mapping[str, Any], values: dict[str, Any],
+               steps: list[tuple[str, str | None]], now: datetime, *, outcome: str, text: str) -> None:
         """办结: feedback to the applicant (timeline) and the channel, then closed; the person
         may apply again for this program (open_key cleared)."""
         values.update(status="closed", open_key=None, closed_at=now, clock_due_by=None,
                       clock_provisional=False, clock_at_risk_on=None, deadline_state="on_time")
         steps.append(("feedback", self._feedback_line(row, text)))
-        await self._feedback_to_channel(tx, row, outcome, text, now)
+        self._feedback_to_channel(writes, row, outcome, text, now)
         steps.append(("closed", None))
 
     def _feedback_line(self, row: Mapping[str, Any], text: str) -> str:
@@ -380,16 +383,14 @@ class IntakeService:
               "window": "the service window", "active_discovery": "the reporting coordinator"}.get(row["channel"], row["channel"])
         return f"to applicant and {to}: {text}"
 
-    async def _feedback_to_channel(self, tx: UnitOfWork, row: Mapping[str, Any], outcome: str, text: str,
-                                   now: datetime) -> None:
+    def _feedback_to_channel(self, writes: TimelineWrites, row: Mapping[str, Any], outcome: str, text: str,
+                             now: datetime) -> None:
         """12345 hears back through its callback (kept and retried); other channels read the timeline."""
         if row["channel"] != "hotline_12345" or not row["channel_ref"]:
             return
-        await feedback_outbox.enqueue(tx.session, channel=row["channel"], work_order=row["channel_ref"],
-                                      region_code=row["region_code"], outcome=outcome, text=text, now=now,
-                                      application_id=row["id"])
-        if self.feedback is not None:
-            self.feedback.wake_after_commit(tx.session)
+        writes.feedback.append(feedback_outbox.feedback_row(
+            channel=row["channel"], work_order=row["channel_ref"], region_code=row["region_code"],
+            outcome=outcome, text=text, now=now, application_id=row["id"]))
 
     # -- helpers ----------------------------------------------------------------------------
     def _person(self, row: Mapping[str, Any]) -> str:
@@ -414,11 +415,20 @@ class IntakeService:
 
     async def _update(self, tx: UnitOfWork, app_id: str, values: dict[str, Any],
                       steps: list[tuple[str, str | None]], at: datetime, actor: str) -> None:
-        if values:
-            await tx.session.execute(applications.update().where(applications.c.id == app_id).values(**values))
-        if steps:
-            await tx.session.execute(application_steps.insert().values([
-                {"application_id": app_id, "step": s, "at": at, "actor": actor, "detail": d} for s, d in steps]))
+        writes = TimelineWrites()
+        writes.update(app_id, values, steps, at, actor)
+        await self._write(tx, writes)
+
+    async def _write(self, tx: UnitOfWork, writes: TimelineWrites) -> None:
+        await writes.flush(tx.session)
+        if writes.feedback and self.feedback is not None:
+            self.feedback.wake_after_commit(tx.session)
+
+    @staticmethod
+    async def _lock_for_events(tx: UnitOfWork, app_ids: set[str]) -> dict[str, Mapping[str, Any]]:
+        """The applications a run of events is about, locked for this transaction (one query)."""
+        rows = await tx.session.execute(LOCK_FOR_EVENTS, {"ids": list(app_ids)})
+        return {r["id"]: r for r in rows.mappings()}
 
     # -- read ---------------------------------------------------------------------------------
     async def get(self, app_id: str, principal: Principal) -> dict[str, Any]:
@@ -517,31 +527,54 @@ class IntakeService:
             owner=r.owner_sub) for r in rows]
 
     # -- events from other services -------------------------------------------------------------
+    # Each event type has a batch handler (a run of events of one fetched batch, in order, in the
+    # consumer's transaction: one lock of the applications, set-based writes); the per-event
+    # handler is the batch of one, so both paths store exactly the same rows.
     async def on_case_opened(self, tx: UnitOfWork, env: Envelope, data: CaseOpened) -> None:
-        row = (await tx.session.execute(sa.select(applications).where(applications.c.id == data.application_id)
-                                        .with_for_update())).mappings().first()
-        if row is None:
-            log.warning("case_for_unknown_application", application_id=data.application_id, case_id=data.case_id)
-            return
-        values: dict[str, Any] = {"case_id": data.case_id, "updated_at": _now()}
-        if row["status"] == "accepted":
-            values["status"] = "under_review"
-            values.update(self._clock_values("under_review", row["program"], data.opened_at, row["accepted_at"]))
-        await self._update(tx, row["id"], values, [("under_review", f"case {data.case_id} opened")],
-                           data.opened_at, f"eligibility:{env.source}")
+        await self.on_cases_opened(tx, [(env, data)])
+
+    async def on_cases_opened(self, tx: UnitOfWork, events: list[tuple[Envelope, CaseOpened]]) -> None:
+        rows = await self._lock_for_events(tx, {data.application_id for _, data in events})
+        now = _now()
+        writes = TimelineWrites()
+        for env, data in events:
+            found = rows.get(data.application_id)
+            if found is None:
+                log.warning("case_for_unknown_application", application_id=data.application_id,
+                            case_id=data.case_id, correlation_id=env.correlation_id)
+                continue
+            row = writes.current(found)
+            values: dict[str, Any] = {"case_id": data.case_id, "updated_at": now}
+            if row["status"] == "accepted":
+                values["status"] = "under_review"
+                values.update(self._clock_values("under_review", row["program"], data.opened_at, row["accepted_at"]))
+            writes.update(row["id"], values, [("under_review", f"case {data.case_id} opened")],
+                          data.opened_at, f"eligibility:{env.source}")
+        await self._write(tx, writes)
 
     async def on_decision_made(self, tx: UnitOfWork, env: Envelope, data: DecisionMade) -> None:
+        await self.on_decisions_made(tx, [(env, data)])
+
+    async def on_decisions_made(self, tx: UnitOfWork, events: list[tuple[Envelope, DecisionMade]]) -> None:
+        rows = await self._lock_for_events(tx, {data.application_id for _, data in events})
+        now = _now()
+        writes = TimelineWrites()
+        for env, data in events:
+            found = rows.get(data.application_id)
+            if found is None:
+                log.warning("decision_for_unknown_application", application_id=data.application_id,
+                            correlation_id=env.correlation_id)
+                continue
+            self._decided(tx, writes, writes.current(found), env, data, now)
+        await self._write(tx, writes)
+
+    def _decided(self, tx: UnitOfWork, writes: TimelineWrites, row: Mapping[str, Any], env: Envelope,
+                 data: DecisionMade, now: datetime) -> None:
         """审核确认 reached intake: timeline "decided" with outcome and amount, 反馈 to the
         applicant and the channel; denied → 转办 rural revitalization, transferred → the named
         department (I2, L5), both closing the application."""
-        row = (await tx.session.execute(sa.select(applications).where(applications.c.id == data.application_id)
-                                        .with_for_update())).mappings().first()
-        if row is None:
-            log.warning("decision_for_unknown_application", application_id=data.application_id)
-            return
         if row["decision_id"] == data.decision_id:
             return  # the same decision re-sent under a new event id
-        now = _now()
         actor = f"eligibility:{data.decided_by}"
         monthly = format_yuan(data.monthly_amount) if data.monthly_amount is not None else None
         one_time = format_yuan(data.one_time_amount) if data.one_time_amount is not None else None
@@ -561,7 +594,7 @@ class IntakeService:
             "stages_expected": len(data.staged_payments) if data.staged_payments else None}
         steps: list[tuple[str, str | None]] = [("decided", detail)]
         if row["status"] == "closed":
-            await self._update(tx, row["id"], values, steps, data.decided_at, actor)
+            writes.update(row["id"], values, steps, data.decided_at, actor)
             return
         text = texts.decision_text(row["program"], data.outcome, monthly, one_time)
         department = transfer_for_decision(data.outcome, data.transfer_department)
@@ -571,18 +604,18 @@ class IntakeService:
             reason = ("not eligible for social assistance: referred for rural revitalization follow-up (I2, L5)"
                       if data.outcome == "denied" else
                       f"decision {data.decision_id}: handled by {data.transfer_department or 'another department'}")
-            await self._transfer(tx, row, department, reason, source="decision", close=True, now=now, actor=actor,
-                                 extra_values=values, steps_before=steps, text_before=text)
+            self._transfer(tx, writes, row, department, reason, source="decision", close=True, now=now, actor=actor,
+                           extra_values=values, steps_before=steps, text_before=text,
+                           correlation_id=env.correlation_id)
             return
-        await self._feedback_to_channel(tx, row, data.outcome, text, now)
+        self._feedback_to_channel(writes, row, data.outcome, text, now)
         values.update(self._clock_values("decided", row["program"], data.decided_at, row["accepted_at"]))
         steps.append(("feedback", self._feedback_line(row, text)))
-        await self._update(tx, row["id"], values, steps, data.decided_at, actor)
+        writes.update(row["id"], values, steps, data.decided_at, actor)
 
     async def on_disbursement_paid(self, tx: UnitOfWork, env: Envelope, data: DisbursementPaid) -> None:
         """Money reached the bank: timeline "paid"; once every stage is paid, 反馈 and "closed"."""
-        row = (await tx.session.execute(sa.select(applications).where(applications.c.id == data.application_id)
-                                        .with_for_update())).mappings().first()
+        row = (await self._lock_for_events(tx, {data.application_id})).get(data.application_id)
         if row is None:
             log.warning("payment_for_unknown_application", application_id=data.application_id)
             return
@@ -591,16 +624,19 @@ class IntakeService:
         amount = format_yuan(data.amount)
         detail = (f"{amount} yuan from {data.funded_from}; disbursement {data.disbursement_id}; "
                   + ("within" if data.within_time_limit else "OUTSIDE") + f" the time limit (pay by {data.pay_by})")
+        writes = TimelineWrites()
         if row["status"] == "closed":
-            await self._update(tx, row["id"], {"updated_at": now}, [("paid", detail)], data.paid_at, actor)
+            writes.update(row["id"], {"updated_at": now}, [("paid", detail)], data.paid_at, actor)
+            await self._write(tx, writes)
             return
         paid = int(row["paid_count"] or 0) + 1
         values: dict[str, Any] = {"paid_count": paid, "status": "paid", "updated_at": now,
                                   "case_id": row["case_id"] or data.case_id}
         steps: list[tuple[str, str | None]] = [("paid", detail)]
         if row["stages_expected"] is None or paid >= row["stages_expected"]:
-            await self._close(tx, row, values, steps, data.paid_at, outcome="paid",
-                              text=texts.paid_text(row["program"], data.amount))
+            self._close(writes, row, values, steps, data.paid_at, outcome="paid",
+                        text=texts.paid_text(row["program"], data.amount))
         else:
             values.update(clock_due_by=None, clock_provisional=False, clock_at_risk_on=None, deadline_state="on_time")
-        await self._update(tx, row["id"], values, steps, data.paid_at, actor)
+        writes.update(row["id"], values, steps, data.paid_at, actor)
+        await self._write(tx, writes)

@@ -100,7 +100,8 @@ def create_app(settings: Settings | None = None, *, bus: Bus | None = None,
                                   duckdb_threads=settings.comparison_duckdb_threads,
                                   duckdb_memory=settings.comparison_duckdb_memory,
                                   medical_threshold=settings.medical_expense_threshold)
-    runtime.add_consumer(consumers.handlers(indicators, register, partners))
+    runtime.add_consumer(consumers.handlers(indicators, register, partners),
+                         batch_handlers=consumers.batch_handlers(indicators, register))
     app = create_service_app(
         runtime, title="monitoring — 低收入人口动态监测",
         description="The 7-category register, partner data, graded warnings, indicators and reports (M1–M8).",

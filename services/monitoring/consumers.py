@@ -6,7 +6,7 @@ from shared.events.intake import ApplicationDeadline, ApplicationTransferred, Ze
 from shared.events.monitoring import PartnerEventReported
 from shared.events.payments import (DisbursementDeadline, DisbursementPaid, PaymentFlaggedForRecovery,
                                     ReserveFundAlert)
-from shared.messaging.consumer import EventHandler
+from shared.messaging.consumer import BatchEventHandler, EventHandler
 
 from services.monitoring.indicators import IndicatorService
 from services.monitoring.partners import PartnerService
@@ -26,4 +26,12 @@ def handlers(indicators: IndicatorService, register: RegisterService, partners: 
         ReserveFundAlert.TYPE: indicators.on_reserve_alert,             # P4
         PaymentFlaggedForRecovery.TYPE: indicators.on_recovery_flagged,  # M6
         PartnerEventReported.TYPE: partners.on_partner_event,           # M2 (topic partner.events)
+    }
+
+
+def batch_handlers(indicators: IndicatorService, register: RegisterService) -> dict[str, BatchEventHandler]:
+    """What a fetched batch stores set-based (every application produces one of each)."""
+    return {  # type: ignore[dict-item]
+        CaseOpened.TYPE: indicators.on_cases_opened,
+        DecisionMade.TYPE: register.on_decisions_made,
     }

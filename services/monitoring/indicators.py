@@ -29,8 +29,10 @@ from services.monitoring.domain.periods import Period, month_of, parse_period
 from services.monitoring.models import (new_cases, payouts, recoveries, register, register_history,
                                         reporting_units, reserve_alerts, sla_events, tekun_visits, warnings,
                                         zero_reports)
+from services.monitoring.statements import InsertIgnoring
 
 W = warnings
+_ADD_NEW_CASE = InsertIgnoring(new_cases)
 
 
 class IndicatorService:
@@ -40,10 +42,14 @@ class IndicatorService:
 
     # -- events ----------------------------------------------------------------------------
     async def on_case_opened(self, tx: UnitOfWork, env: Envelope, data: CaseOpened) -> None:
-        await insert_ignore(tx.session, new_cases, {
+        await self.on_cases_opened(tx, [(env, data)])
+
+    async def on_cases_opened(self, tx: UnitOfWork, events: list[tuple[Envelope, CaseOpened]]) -> None:
+        """I5: one row per case (a case re-sent under a new event id keeps its first row)."""
+        await _ADD_NEW_CASE(tx.session, [{
             "case_id": data.case_id, "channel": data.channel, "program": data.program,
             "region_code": data.region_code, "opened_on": to_shanghai_date(data.opened_at),
-            "opened_at": data.opened_at})
+            "opened_at": data.opened_at} for _, data in events])
 
     async def on_disbursement_paid(self, tx: UnitOfWork, env: Envelope, data: DisbursementPaid) -> None:
         await insert_ignore(tx.session, payouts, {

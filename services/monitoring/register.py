@@ -2,7 +2,7 @@
 history, M5 potential cases, and T3 visits to dispersed 特困 persons."""
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Callable
@@ -27,8 +27,28 @@ from services.monitoring.domain.categories import CATEGORIES
 from services.monitoring.domain.register import Change, benefit_changes, decision_changes
 from services.monitoring.models import (potential_cases, register, register_history, reporting_units,
                                         tekun_visits)
+from services.monitoring.statements import InsertIgnoring
 
 R, H = register, register_history
+
+_CURRENT = (sa.select(R.c.person_id, R.c.category, R.c.region_code, R.c.since)
+            .where(R.c.person_id.in_(sa.bindparam("keys", expanding=True))))
+_ENTER = R.insert()
+_LEAVE = R.delete().where(R.c.person_id == sa.bindparam("key"), R.c.category == sa.bindparam("cat"))
+_MOVE = (R.update().where(R.c.person_id == sa.bindparam("key"), R.c.category == sa.bindparam("cat"))
+         .values(region_code=sa.bindparam("region"), updated_at=sa.bindparam("at")))
+_HISTORY = H.insert()
+_ADD_UNIT = InsertIgnoring(reporting_units)
+_ADD_POTENTIAL = InsertIgnoring(potential_cases)
+
+
+@dataclass(frozen=True)
+class ChangeSource:
+    """One event's register changes and where they come from."""
+    changes: list[Change]
+    region_code: str
+    source_type: str
+    source_ref: str
 
 
 class RegisterService:
@@ -42,58 +62,101 @@ class RegisterService:
     # -- applying changes (one transaction: the caller's) -------------------------------------
     async def apply(self, tx: UnitOfWork, changes: list[Change], *, region_code: str, source_type: str,
                     source_ref: str) -> int:
-        now = self.clock()
-        applied = 0
-        # the rows hold person keys; the numbers go to the vault (shown to staff, put on events)
-        keys = await self.persons.keep(tx.session, [c.person_id for c in changes])
-        changes = [replace(c, person_id=keys[c.person_id]) for c in changes]
-        for c in changes:
-            current = (await tx.session.execute(sa.select(R).where(R.c.person_id == c.person_id,
-                                                                   R.c.category == c.category))).mappings().first()
-            if c.action == "enter":
-                if current is not None:
-                    if current["region_code"] != region_code:  # moved: the same category, a new place
-                        await tx.session.execute(R.update().where(R.c.person_id == c.person_id,
-                                                                  R.c.category == c.category)
-                                                 .values(region_code=region_code, updated_at=now))
-                        await self._history(tx, c, region_code, "leave", current["since"], c.on,
-                                            f"moved to {region_code}", source_type, source_ref, current["region_code"])
-                        await self._history(tx, c, region_code, "enter", c.on, None, c.reason, source_type, source_ref)
-                        applied += 1
-                    continue
-                await tx.session.execute(R.insert().values(
-                    person_id=c.person_id, category=c.category, region_code=region_code, since=c.on,
-                    supply_mode="dispersed" if c.category == "tekun" else None,
-                    source_type=source_type, source_ref=source_ref, updated_at=now))
-                await self._history(tx, c, region_code, "enter", c.on, None, c.reason, source_type, source_ref)
-                await insert_ignore(tx.session, reporting_units, {"region_code": region_code, "source": "register",
-                                                                  "first_seen": c.on})
-                applied += 1
-            elif current is not None:
-                await tx.session.execute(R.delete().where(R.c.person_id == c.person_id, R.c.category == c.category))
-                await self._history(tx, c, current["region_code"], "leave", current["since"], c.on, c.reason,
-                                    source_type, source_ref)
-                applied += 1
-        return applied
+        return await self.apply_all(tx, [ChangeSource(changes, region_code, source_type, source_ref)])
 
-    async def _history(self, tx: UnitOfWork, c: Change, region_code: str, action: str, valid_from: date,
-                       valid_to: date | None, reason: str, source_type: str, source_ref: str,
-                       at_region: str | None = None) -> None:
-        await tx.session.execute(H.insert().values(
-            person_id=c.person_id, category=c.category, region_code=at_region or region_code, action=action,
-            valid_from=valid_from, valid_to=valid_to, reason=reason[:200], source_type=source_type,
-            source_ref=source_ref, recorded_at=self.clock()))
+    async def apply_all(self, tx: UnitOfWork, sources: list[ChangeSource]) -> int:
+        """The changes of several events, in order, as if each had been applied on its own:
+        one vault call, one read of the rows they touch, then one executemany per kind of
+        write. Returns how many changes took effect."""
+        now = self.clock()
+        s = tx.session
+        # the rows hold person keys; the numbers go to the vault (shown to staff, put on events)
+        keys = await self.persons.keep(s, [c.person_id for src in sources for c in src.changes])
+        if not keys:
+            return 0
+        found = await s.execute(_CURRENT, {"keys": list(set(keys.values()))})
+        # (key, category) → (region_code, since) as the register stands after each change so far
+        current: dict[tuple[str, str], tuple[str, date]] = {
+            (r.person_id, r.category): (r.region_code, r.since) for r in found}
+        left: dict[tuple[str, str], None] = {}  # rows stored before this run that it deletes
+        entered: dict[tuple[str, str], dict[str, Any]] = {}  # rows this run inserts, as they end up
+        moved: dict[tuple[str, str], str] = {}  # rows stored before (and kept) that move region
+        history: list[dict[str, Any]] = []
+        units: dict[str, date] = {}  # the first insert of a region is the one that counts
+        applied = 0
+
+        def record(key: tuple[str, str], region: str, action: str, valid_from: date, valid_to: date | None,
+                   reason: str, src: ChangeSource) -> None:
+            history.append({"person_id": key[0], "category": key[1], "region_code": region, "action": action,
+                            "valid_from": valid_from, "valid_to": valid_to, "reason": reason[:200],
+                            "source_type": src.source_type, "source_ref": src.source_ref, "recorded_at": now})
+
+        for src in sources:
+            region = src.region_code
+            for c in src.changes:
+                key = (keys[c.person_id], c.category)
+                held = current.get(key)
+                if c.action == "enter":
+                    if held is not None:
+                        if held[0] != region:  # moved: the same category, a new place
+                            current[key] = (region, held[1])
+                            if key in entered:
+                                entered[key]["region_code"] = region
+                            else:
+                                moved[key] = region
+                            record(key, held[0], "leave", held[1], c.on, f"moved to {region}", src)
+                            record(key, region, "enter", c.on, None, c.reason, src)
+                            applied += 1
+                        continue
+                    current[key] = (region, c.on)
+                    entered[key] = {"person_id": key[0], "category": key[1], "region_code": region, "since": c.on,
+                                    "supply_mode": "dispersed" if c.category == "tekun" else None,
+                                    "source_type": src.source_type, "source_ref": src.source_ref, "updated_at": now}
+                    record(key, region, "enter", c.on, None, c.reason, src)
+                    units.setdefault(region, c.on)
+                    applied += 1
+                elif held is not None:
+                    del current[key]
+                    if entered.pop(key, None) is None:  # a row entered in this run is simply not written
+                        left[key] = None
+                        moved.pop(key, None)
+                    record(key, held[0], "leave", held[1], c.on, c.reason, src)
+                    applied += 1
+        # deletes before inserts: a row that left and entered again in this run is a new row
+        if left:
+            await s.execute(_LEAVE, [{"key": k, "cat": cat} for k, cat in sorted(left)])
+        if entered:
+            await s.execute(_ENTER, list(entered.values()))
+        if moved:
+            await s.execute(_MOVE, [{"key": k, "cat": cat, "region": r, "at": now}
+                                    for (k, cat), r in sorted(moved.items())])
+        if history:
+            await s.execute(_HISTORY, history)
+        await _ADD_UNIT(s, [{"region_code": r, "source": "register", "first_seen": on} for r, on in units.items()])
+        return applied
 
     # -- events ----------------------------------------------------------------------------
     async def on_decision_made(self, tx: UnitOfWork, env: Envelope, data: DecisionMade) -> None:
-        changes = decision_changes(data, self.marginal_multiplier)
-        await self.apply(tx, changes, region_code=data.region_code, source_type=data.TYPE, source_ref=env.id)
-        if any(c.category == "marginal" and c.action == "enter" for c in changes):
-            await insert_ignore(tx.session, potential_cases, {
-                "dedupe_key": f"decision:{data.decision_id}", "person_id": self.persons.key(data.applicant_person_id),
-                "region_code": data.region_code, "case_id": data.case_id, "source": "denied_marginal",
-                "reason": "低保申请未通过，家庭月人均收入在低保标准与边缘线之间（M5）", "since": data.effective_from,
-                "recorded_at": self.clock()})
+        await self.on_decisions_made(tx, [(env, data)])
+
+    async def on_decisions_made(self, tx: UnitOfWork, events: list[tuple[Envelope, DecisionMade]]) -> None:
+        """M1 for a run of decisions (set-based, see apply_all); M5: a denied 低保 applicant in
+        the marginal band is kept on file once per decision."""
+        sources: list[ChangeSource] = []
+        potential: list[dict[str, Any]] = []
+        for env, data in events:
+            changes = decision_changes(data, self.marginal_multiplier)
+            sources.append(ChangeSource(changes, data.region_code, data.TYPE, env.id))
+            if any(c.category == "marginal" and c.action == "enter" for c in changes):
+                potential.append({
+                    "dedupe_key": f"decision:{data.decision_id}",
+                    "person_id": self.persons.key(data.applicant_person_id), "region_code": data.region_code,
+                    "case_id": data.case_id, "source": "denied_marginal",
+                    "reason": "低保申请未通过，家庭月人均收入在低保标准与边缘线之间（M5）", "since": data.effective_from})
+        await self.apply_all(tx, sources)
+        if potential:
+            now = self.clock()
+            await _ADD_POTENTIAL(tx.session, [dict(p, recorded_at=now) for p in potential])
 
     async def on_benefit_changed(self, tx: UnitOfWork, env: Envelope, data: BenefitChanged) -> None:
         await self.apply(tx, benefit_changes(data), region_code=data.region_code, source_type=data.TYPE,
