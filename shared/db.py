@@ -121,3 +121,42 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         return value
+
+
+class InsertIgnoring:
+    """``INSERT … ON CONFLICT DO NOTHING`` into ``table`` (any unique key), built once per
+    dialect. Consumers' hot paths execute it with a run's rows as parameters (one executemany),
+    so SQLAlchemy neither rebuilds the statement nor regenerates its cache key per event, as
+    :func:`insert_ignore` does. ``key``: the column :meth:`inserted` hands back."""
+
+    def __init__(self, table: sa.Table, key: sa.Column[Any] | None = None) -> None:
+        from sqlalchemy.dialects import postgresql, sqlite
+        self._plain = {name: insert(table).on_conflict_do_nothing()
+                       for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
+        self._returning = {name: stmt.returning(key) for name, stmt in self._plain.items()} if key is not None else {}
+
+    @staticmethod
+    def _dialect(session: AsyncSession) -> str:
+        return session.bind.dialect.name if session.bind is not None else "postgresql"
+
+    async def execute(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        """Rows whose key exists (or came earlier in ``rows``) are skipped: the first one wins."""
+        if rows:
+            await session.execute(self._plain[self._dialect(session)], rows)
+
+    async def inserted(self, session: AsyncSession, rows: list[dict[str, Any]]) -> set[Any]:
+        """The keys of the rows inserted now (a row whose key exists, or is being inserted by a
+        concurrent transaction that then commits, is skipped)."""
+        if not rows:
+            return set()
+        return set((await session.execute(self._returning[self._dialect(session)], rows)).scalars())
+
+
+def by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Rows grouped by the columns they name (an executemany names the same ones in every row;
+    padding with None would store JSON null where a column should stay NULL, or overwrite a
+    column an UPDATE should leave alone)."""
+    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(frozenset(r), []).append(r)
+    return list(groups.values())

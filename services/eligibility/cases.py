@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, region_covers
+from shared.db import by_columns
 from shared.errors import InvalidInput, NotFound
 from shared.events.eligibility import CaseOpened
 from shared.events.intake import ApplicationSubmitted
@@ -129,7 +130,7 @@ class CaseService:
                 applicant_person_id=data.applicant_person_id, household_size=len(data.household.members),
                 received_at=data.received_at, opened_at=now), subject=data.application_id,
                 correlation_id=env.correlation_id)
-        for same in _by_columns(rows):
+        for same in by_columns(rows):
             await tx.session.execute(cases.insert(), same)
         if any(r["status"] == "verifying" for r in rows):
             # The partners are asked by the background worker, outside this transaction; nudge
@@ -372,15 +373,6 @@ class CaseService:
                 "policy_version": benefit["policy_version"], "decision_id": benefit["decision_id"],
                 "overridden": benefit["overridden"], "review_needed": benefit["review_needed"]},
         }
-
-
-def _by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Rows grouped by the columns they name (an executemany insert names the same ones in every
-    row; padding with None would store JSON null where the column should stay NULL)."""
-    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault(frozenset(r), []).append(r)
-    return list(groups.values())
 
 
 def _yuan(f: int | None) -> str | None:

@@ -17,6 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db import by_columns
+
 from services.intake.channel_feedback import INSERT_FEEDBACK
 from services.intake.models import application_steps, applications, transfers
 
@@ -55,7 +57,7 @@ class TimelineWrites:
         return {**row, **self.values.get(row["id"], {})}
 
     async def flush(self, session: AsyncSession) -> None:
-        for same in _by_columns([{"application_key": k, **v} for k, v in self.values.items()]):
+        for same in by_columns([{"application_key": k, **v} for k, v in self.values.items()]):
             await session.execute(_SET, same)
         if self.steps:
             await session.execute(_ADD_STEP, self.steps)
@@ -63,12 +65,3 @@ class TimelineWrites:
             await session.execute(_ADD_TRANSFER, self.transfers)
         if self.feedback:
             await session.execute(INSERT_FEEDBACK, self.feedback)
-
-
-def _by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Parameter sets grouped by the columns they name (one executemany sets the same ones in
-    every row)."""
-    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault(frozenset(r), []).append(r)
-    return list(groups.values())

@@ -29,7 +29,7 @@ from services.monitoring.domain.periods import Period, month_of, parse_period
 from services.monitoring.models import (new_cases, payouts, recoveries, register, register_history,
                                         reporting_units, reserve_alerts, sla_events, tekun_visits, warnings,
                                         zero_reports)
-from services.monitoring.statements import InsertIgnoring
+from shared.db import InsertIgnoring
 
 W = warnings
 _ADD_NEW_CASE = InsertIgnoring(new_cases)
@@ -46,7 +46,7 @@ class IndicatorService:
 
     async def on_cases_opened(self, tx: UnitOfWork, events: list[tuple[Envelope, CaseOpened]]) -> None:
         """I5: one row per case (a case re-sent under a new event id keeps its first row)."""
-        await _ADD_NEW_CASE(tx.session, [{
+        await _ADD_NEW_CASE.execute(tx.session, [{
             "case_id": data.case_id, "channel": data.channel, "program": data.program,
             "region_code": data.region_code, "opened_on": to_shanghai_date(data.opened_at),
             "opened_at": data.opened_at} for _, data in events])

@@ -27,7 +27,7 @@ from services.monitoring.domain.categories import CATEGORIES
 from services.monitoring.domain.register import Change, benefit_changes, decision_changes
 from services.monitoring.models import (potential_cases, register, register_history, reporting_units,
                                         tekun_visits)
-from services.monitoring.statements import InsertIgnoring
+from shared.db import InsertIgnoring
 
 R, H = register, register_history
 
@@ -132,7 +132,7 @@ class RegisterService:
                                     for (k, cat), r in sorted(moved.items())])
         if history:
             await s.execute(_HISTORY, history)
-        await _ADD_UNIT(s, [{"region_code": r, "source": "register", "first_seen": on} for r, on in units.items()])
+        await _ADD_UNIT.execute(s, [{"region_code": r, "source": "register", "first_seen": on} for r, on in units.items()])
         return applied
 
     # -- events ----------------------------------------------------------------------------
@@ -156,7 +156,7 @@ class RegisterService:
         await self.apply_all(tx, sources)
         if potential:
             now = self.clock()
-            await _ADD_POTENTIAL(tx.session, [dict(p, recorded_at=now) for p in potential])
+            await _ADD_POTENTIAL.execute(tx.session, [dict(p, recorded_at=now) for p in potential])
 
     async def on_benefit_changed(self, tx: UnitOfWork, env: Envelope, data: BenefitChanged) -> None:
         await self.apply(tx, benefit_changes(data), region_code=data.region_code, source_type=data.TYPE,

@@ -25,7 +25,8 @@ from shared.runtime import ServiceRuntime
 
 from services.payments.domain import deadlines as dd
 from services.payments.models import payment_clocks
-from services.payments.storage import InsertIgnoring, in_region, utcnow
+from shared.db import InsertIgnoring
+from services.payments.storage import in_region, utcnow
 
 P3_WORKING_DAYS = dd.P3_WORKING_DAYS  # QN 二(四); the acceptance-to-payment limit for township payouts
 

@@ -40,7 +40,8 @@ from services.payments.domain import signoffs as so
 from services.payments.domain.periods import add_months
 from services.payments.models import deaths, disbursements, payment_clocks, payments, person_vault
 from services.payments.settings import Settings
-from services.payments.storage import InsertIgnoring, actor, in_region, lock_one, utcnow
+from shared.db import InsertIgnoring
+from services.payments.storage import actor, in_region, lock_one, utcnow
 from services.payments.views import disbursement_view
 
 PAYING_OUTCOMES = ("approved", "single_person", "gradual_exit")

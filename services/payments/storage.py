@@ -7,7 +7,6 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, region_prefix
@@ -24,29 +23,6 @@ def today_shanghai(now: datetime | None = None) -> date:
 
 def dialect(session: AsyncSession) -> str:
     return session.bind.dialect.name if session.bind is not None else "postgresql"
-
-
-class InsertIgnoring:
-    """``INSERT … ON CONFLICT DO NOTHING`` into ``table`` (any unique key), built once per
-    dialect. The consumer's hot path executes it with its rows as parameters (one executemany),
-    so SQLAlchemy neither rebuilds the statement nor regenerates its cache key per event, as
-    ``shared.db.insert_ignore`` does. ``key``: the column :meth:`inserted` hands back."""
-
-    def __init__(self, table: sa.Table, key: sa.Column[Any] | None = None) -> None:
-        self._plain = {name: insert(table).on_conflict_do_nothing()
-                       for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
-        self._returning = {name: stmt.returning(key) for name, stmt in self._plain.items()} if key is not None else {}
-
-    async def execute(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            await session.execute(self._plain[dialect(session)], rows)
-
-    async def inserted(self, session: AsyncSession, rows: list[dict[str, Any]]) -> set[Any]:
-        """The keys of the rows inserted now (a row whose key exists, or is being inserted by a
-        concurrent transaction that then commits, is skipped)."""
-        if not rows:
-            return set()
-        return set((await session.execute(self._returning[dialect(session)], rows)).scalars())
 
 
 async def lock_rows(session: AsyncSession, table: sa.Table, key: sa.Column[Any],
