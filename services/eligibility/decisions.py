@@ -109,8 +109,9 @@ class DecisionService:
             if body.covered_person_ids is not None:  # the officer names people by number
                 body = body.model_copy(update={"covered_person_ids": [self.persons.key(p)
                                                                       for p in body.covered_person_ids]})
-            _, policy, _ = await self.policies.resolved(inputs["region_code"], row["proposal_as_of"],
-                                                       session=tx.session)
+            # the policy the proposal was computed with (a later publication re-proposes the case)
+            _, policy = await self.policies.as_of_publication(inputs["region_code"], row["proposal_as_of"],
+                                                              row["proposal_policy_seq"], session=tx.session)
             final = self._final(body, program, proposal, members, policy)
             level = proposal["approval_level"]
             if program == "linshi" and final["one_time"] is not None and policy is not None \

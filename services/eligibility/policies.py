@@ -216,6 +216,16 @@ class PolicyService:
         res, policy = self.resolve_in(snap, region_code, on)
         return res, policy, snap
 
+    async def as_of_publication(self, region_code: str, on: date, seq: int | None, *,
+                                session: AsyncSession | None = None) -> tuple[Resolution, ResolvedPolicy | None]:
+        """The resolution as the versions published up to ``seq`` made it (what a stored proposal
+        was computed with). Versions are only ever appended, so a cached snapshot that already
+        holds ``seq`` answers without asking the database."""
+        snap = self._snap
+        if seq is None or snap is None or snap.max_seq < seq:
+            snap = await self.snapshot(session)
+        return self.resolve_in(snap, region_code, on, max_seq=seq)
+
     def stale(self, policy: ResolvedPolicy | None, on: date) -> bool:
         return policy is not None and is_stale(policy.standard_adjusted_on, on, self.settings.stale_standard_months)
 

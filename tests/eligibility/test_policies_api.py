@@ -202,3 +202,31 @@ async def test_stale_standard_flag_and_operator_list(tmp_path: Path) -> None:
                             headers=auth("county_civil_affairs"))).status_code == 403
         assert (await c.get("/v1/policies-stale")).status_code == 401
         assert (await c.get("/v1/policies-stale", headers=auth("applicant"))).status_code == 403
+
+
+async def test_a_stored_proposal_resolves_as_its_publication_left_it_without_a_query(tmp_path: Path) -> None:
+    """A decision checks the proposal against the versions published up to the proposal's
+    sequence number: a version published later does not count, and a snapshot that already
+    holds that sequence answers without a database round trip (versions are only appended)."""
+    app = app_for(f"sqlite+aiosqlite:///{tmp_path}/e.db")
+    prov = auth("county_civil_affairs", PROVINCE)
+    async with running(app) as c:
+        await publish(c, COUNTY, "2026-01-01", {"dibao_standard_urban": "800.00", "dibao_standard_rural": "600.00"}, prov)
+        policies = app.state.policies
+        seq_then = (await policies.snapshot()).max_seq
+        await publish(c, COUNTY, "2026-02-01", {"dibao_standard_urban": "900.00"}, prov)
+        await policies.snapshot()  # the cache now holds both
+        statements: list[str] = []
+        engine = app.state.runtime.engine.sync_engine
+        listen = lambda *a: statements.append(a[2])  # noqa: E731
+        sa.event.listen(engine, "before_cursor_execute", listen)
+        try:
+            from datetime import date
+            _, then = await policies.as_of_publication(TOWNSHIP, date(2026, 3, 1), seq_then)
+            _, now = await policies.as_of_publication(TOWNSHIP, date(2026, 3, 1), None)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", listen)
+        assert then is not None and then.params.dibao_standard_urban == 800
+        assert now is not None and now.params.dibao_standard_urban == 900
+        # only the call without a sequence asked the database (background loops may run meanwhile)
+        assert len([q for q in statements if "policy_versions" in q]) == 1
