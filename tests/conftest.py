@@ -113,6 +113,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         dbs.drop_all()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def two_databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two fresh databases of one dialect (a test stores the same input two ways and compares)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/first.db", f"sqlite+aiosqlite:///{tmp_path}/second.db"
+        return
+    if not pg_available():
+        _unavailable(f"PostgreSQL at {PG_ADMIN_DSN}")
+    dbs = PgDatabases()
+    try:
+        yield dbs.new("first"), dbs.new("second")
+    finally:
+        dbs.drop_all()
+
+
 # -- Kafka-protocol broker ------------------------------------------------------------------
 
 class Broker:

@@ -139,3 +139,17 @@ def fetch_sql(url: str, sql: str) -> list[dict[str, Any]]:
     async def fn(conn: Any) -> list[dict[str, Any]]:
         return [dict(r) for r in (await conn.execute(sa.text(sql))).mappings()]
     return on_db(url, fn)
+
+
+async def feed(consumer: Any, fetched: list[list[Any]], *, batched: bool) -> None:
+    """Hand each fetched batch to ``consumer``: whole (the batch path, which must not fall back to
+    one event at a time) or event by event (the per-event path), to compare what each stores."""
+    for msgs in fetched:
+        if batched:
+            async def no_fallback(msg: Any) -> None:
+                raise AssertionError("the batch failed and was handled one event at a time")
+            consumer.handle = no_fallback  # a batch of several events: handled one at a time only on failure
+            await consumer.handle_batch(msgs)
+        else:
+            for msg in msgs:
+                await consumer.handle(msg)

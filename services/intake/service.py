@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import date, datetime, timezone
 from typing import Any, Callable
 
@@ -534,15 +534,9 @@ class IntakeService:
         await self.on_cases_opened(tx, [(env, data)])
 
     async def on_cases_opened(self, tx: UnitOfWork, events: list[tuple[Envelope, CaseOpened]]) -> None:
-        rows = await self._lock_for_events(tx, {data.application_id for _, data in events})
-        now = _now()
         writes = TimelineWrites()
-        for env, data in events:
-            found = rows.get(data.application_id)
-            if found is None:
-                log.warning("case_for_unknown_application", application_id=data.application_id,
-                            case_id=data.case_id, correlation_id=env.correlation_id)
-                continue
+        now = _now()
+        async for env, data, found in self._events_of_known_applications(tx, events, "case_for_unknown_application"):
             row = writes.current(found)
             values: dict[str, Any] = {"case_id": data.case_id, "updated_at": now}
             if row["status"] == "accepted":
@@ -556,17 +550,24 @@ class IntakeService:
         await self.on_decisions_made(tx, [(env, data)])
 
     async def on_decisions_made(self, tx: UnitOfWork, events: list[tuple[Envelope, DecisionMade]]) -> None:
-        rows = await self._lock_for_events(tx, {data.application_id for _, data in events})
-        now = _now()
         writes = TimelineWrites()
+        now = _now()
+        async for env, data, found in self._events_of_known_applications(tx, events, "decision_for_unknown_application"):
+            self._decided(tx, writes, writes.current(found), env, data, now)
+        await self._write(tx, writes)
+
+    async def _events_of_known_applications(self, tx: UnitOfWork, events: list[tuple[Envelope, Any]],
+                                            unknown: str) -> AsyncIterator[tuple[Envelope, Any, Mapping[str, Any]]]:
+        """Each event with its application's row, locked for the transaction (one read for the
+        run); an event about an application this service never had is logged and skipped."""
+        rows = await self._lock_for_events(tx, {data.application_id for _, data in events})
         for env, data in events:
             found = rows.get(data.application_id)
             if found is None:
-                log.warning("decision_for_unknown_application", application_id=data.application_id,
+                log.warning(unknown, application_id=data.application_id, case_id=getattr(data, "case_id", None),
                             correlation_id=env.correlation_id)
                 continue
-            self._decided(tx, writes, writes.current(found), env, data, now)
-        await self._write(tx, writes)
+            yield env, data, found
 
     def _decided(self, tx: UnitOfWork, writes: TimelineWrites, row: Mapping[str, Any], env: Envelope,
                  data: DecisionMade, now: datetime) -> None:

@@ -4,7 +4,6 @@ and one event at a time into another, and every row they touch must come out the
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -21,7 +20,7 @@ from shared.messaging.bus import IncomingMessage
 from shared.messaging.envelope import Envelope
 from shared.messaging.tables import inbox, outbox
 from tests.intake.conftest import case_opened, decision, intake
-from tests.support import COUNTY, application_body
+from tests.support import COUNTY, application_body, feed
 
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)  # the service's clock in both runs
 CLERK = Principal(sub="township_clerk-test", role="township_clerk", region=COUNTY, name="测试")
@@ -136,25 +135,8 @@ async def run(url: str, seed: Seed | None, *, batched: bool) -> tuple[dict[str, 
             await tx.session.execute(application_steps.insert(), steps)
         consumer = app.state.runtime.consumers[0]
         assert set(consumer.batch_handlers) == {CaseOpened.TYPE, DecisionMade.TYPE}
-        for msgs in fetched:
-            if batched:
-                async def no_fallback(msg: IncomingMessage) -> None:
-                    raise AssertionError("the batch failed and was handled one event at a time")
-                consumer.handle = no_fallback  # a batch of several events: handled one at a time only on failure
-                await consumer.handle_batch(msgs)
-            else:
-                for msg in msgs:
-                    await consumer.handle(msg)
+        await feed(consumer, fetched, batched=batched)
         return await stored(app), consumer.stats, seed
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def two_databases(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
-    """Two fresh databases of one dialect: the batch path's and the per-event path's."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/batch.db", f"sqlite+aiosqlite:///{tmp_path}/single.db"
-    pg = request.getfixturevalue("pg_databases")
-    return pg.new("intake_batch"), pg.new("intake_single")
 
 
 async def test_batch_handlers_store_what_the_per_event_handlers_store(

@@ -5,11 +5,9 @@ every row they touch must come out the same."""
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 import sqlalchemy as sa
 
 from services.monitoring.models import (new_cases, person_vault, potential_cases, register, register_history,
@@ -20,6 +18,7 @@ from shared.messaging.bus import IncomingMessage
 from shared.messaging.envelope import Envelope
 from shared.messaging.tables import inbox, outbox
 from tests.monitoring.helpers import OTHER_VILLAGE, VILLAGE, benefit_stopped, decision, harness, person
+from tests.support import feed
 
 M5 = ["M5: 家庭月人均收入在低保标准与边缘线之间"]
 
@@ -107,25 +106,8 @@ async def run(url: str, fetched: list[list[IncomingMessage]], *, batched: bool) 
     async with harness(url) as h:
         consumer = h.app.state.runtime.consumers[0]
         assert set(consumer.batch_handlers) == {CaseOpened.TYPE, DecisionMade.TYPE}
-        for msgs in fetched:
-            if batched:
-                async def no_fallback(msg: IncomingMessage) -> None:
-                    raise AssertionError("the batch failed and was handled one event at a time")
-                consumer.handle = no_fallback  # a batch of several events: handled one at a time only on failure
-                await consumer.handle_batch(msgs)
-            else:
-                for msg in msgs:
-                    await consumer.handle(msg)
+        await feed(consumer, fetched, batched=batched)
         return await stored(h.app), consumer.stats
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def two_databases(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
-    """Two fresh databases of one dialect: the batch path's and the per-event path's."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/batch.db", f"sqlite+aiosqlite:///{tmp_path}/single.db"
-    pg = request.getfixturevalue("pg_databases")
-    return pg.new("monitoring_batch"), pg.new("monitoring_single")
 
 
 async def test_batch_handlers_store_what_the_per_event_handlers_store(two_databases: tuple[str, str]) -> None:
