@@ -246,6 +246,29 @@ class WorkingCalendar:
                            f"load the {year} calendar to make them final")
 
 
+class WorkingDays:
+    """``calendar.add_working_days`` memoised per (start date, n): hot paths (intake's
+    submissions, payments' clocks) ask the same question thousands of times a day. A provisional
+    answer is recomputed once the year's official calendar has been loaded."""
+
+    def __init__(self, calendar: WorkingCalendar, max_entries: int = 4096) -> None:
+        self.calendar = calendar
+        self.max_entries = max_entries
+        self._memo: dict[tuple[date, int], Deadline] = {}
+
+    def add(self, start: date | datetime, n: int) -> Deadline:
+        day = to_shanghai_date(start)
+        key = (day, n)
+        hit = self._memo.get(key)
+        if hit is not None and not (hit.provisional and self.calendar.has_year(hit.due.year)):
+            return hit
+        result = self.calendar.add_working_days(day, n)
+        if len(self._memo) >= self.max_entries:
+            self._memo.clear()
+        self._memo[key] = result
+        return result
+
+
 @lru_cache(maxsize=1)
 def default_calendar() -> WorkingCalendar:
     """The process-wide calendar with the bundled data files (load more with ``load_file``)."""

@@ -33,7 +33,7 @@ class ServiceSettings(BaseSettings):
     kafka_fetch_max_wait_ms: int = 5
     consumer_max_retries: int = 3
     consumer_retry_backoff_s: float = 0.2
-    # One transaction per fetched batch of a partition (inbox + effects + outbox), see consumer.py.
+    # One transaction per fetch (inbox + effects + outbox), see consumer.py.
     consumer_batch: bool = True
     outbox_poll_interval_s: float = 0.5
     # After a wake-up the relay waits this long for more commits before it publishes: under load

@@ -18,7 +18,7 @@ import orjson
 from sqlalchemy.exc import IntegrityError
 
 from shared.auth import Principal, region_covers, region_prefix
-from shared.calendar import WorkingCalendar, to_shanghai_date
+from shared.calendar import WorkingCalendar, WorkingDays, to_shanghai_date
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.events.eligibility import CaseOpened, DecisionMade
 from shared.events.intake import ApplicationSubmitted, ApplicationTransferred
@@ -36,7 +36,7 @@ from services.intake.channel_feedback import FeedbackSender
 from services.intake.domain import feedback as texts
 from services.intake.domain.checklist import load_checklist
 from services.intake.domain.deadlines import (
-    CLOCKED_STATUSES, Clock, TimeLimits, WorkingDays, clock_state, load_time_limits, overall_deadline, step_deadline)
+    CLOCKED_STATUSES, Clock, TimeLimits, clock_state, load_time_limits, overall_deadline, step_deadline)
 from services.intake.domain.routing import dispatch_reason, handling_township, transfer_for_decision
 from services.intake.domain.validation import ROLE_CHANNELS, applicant_person_id, application_problems
 from services.intake.fastpath import DuplicateApplication, PgApplicationWriter

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 from shared import metrics
 from shared.auth import Principal, region_covers
-from shared.calendar import Deadline, WorkingCalendar, to_shanghai_date
+from shared.calendar import Deadline, WorkingCalendar, WorkingDays, to_shanghai_date
+from shared.db import InsertIgnoring
 from shared.errors import NotFound
 from shared.events.eligibility import CaseOpened, DecisionMade
 from shared.events.payments import DisbursementDeadline
@@ -25,7 +26,6 @@ from shared.runtime import ServiceRuntime
 
 from services.payments.domain import deadlines as dd
 from services.payments.models import payment_clocks
-from shared.db import InsertIgnoring
 from services.payments.storage import in_region, utcnow
 
 P3_WORKING_DAYS = dd.P3_WORKING_DAYS  # QN 二(四); the acceptance-to-payment limit for township payouts
@@ -39,14 +39,13 @@ _CLOSE = payment_clocks.update().where(
     payment_clocks.c.case_id == sa.bindparam("b_case_id"), payment_clocks.c.paid_at.is_(None),
     payment_clocks.c.closed_at.is_(None)).values(closed_at=sa.bindparam("b_closed_at"),
                                                  closed_reason=sa.bindparam("b_closed_reason"))
-_MEMO_ENTRIES = 4096  # acceptance days kept; far more than a year of them
 
 
 class PaymentClockService:
     def __init__(self, runtime: ServiceRuntime, calendar: WorkingCalendar) -> None:
         self.runtime = runtime
         self.calendar = calendar
-        self._deadlines: dict[date, Deadline] = {}
+        self._days = WorkingDays(calendar)
 
     # -- events --------------------------------------------------------------------------
     async def on_case_opened(self, tx: UnitOfWork, env: Envelope, data: CaseOpened) -> None:
@@ -100,20 +99,9 @@ class PaymentClockService:
         return list(rows.values())
 
     def deadline(self, received_at: datetime) -> Deadline:
-        """P3's pay-by date, memoised per acceptance day (the walk through the calendar was a
-        measurable share of the consumer's CPU; calendar files are loaded at start-up, before any
-        event). A provisional answer is not kept: it is counted as such each time, and final once
-        its year's calendar is loaded."""
-        day = to_shanghai_date(received_at)
-        hit = self._deadlines.get(day)
-        if hit is not None:
-            return hit
-        deadline = self.calendar.add_working_days(day, P3_WORKING_DAYS)
-        if not deadline.provisional:
-            if len(self._deadlines) >= _MEMO_ENTRIES:
-                self._deadlines.clear()
-            self._deadlines[day] = deadline
-        return deadline
+        """P3's pay-by date (memoised: the walk through the calendar was a measurable share of the
+        consumer's CPU)."""
+        return self._days.add(received_at, P3_WORKING_DAYS)
 
     @staticmethod
     async def mark_paid(tx: UnitOfWork, case_id: str, paid_at: datetime, *, pay_by: date) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.auth import Principal, county_of, region_covers, township_of
 from shared.calendar import Deadline, to_shanghai_date
+from shared.db import InsertIgnoring
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.events.eligibility import DecisionMade
 from shared.events.payments import DisbursementPaid
@@ -40,7 +41,6 @@ from services.payments.domain import signoffs as so
 from services.payments.domain.periods import add_months
 from services.payments.models import deaths, disbursements, payment_clocks, payments, person_vault
 from services.payments.settings import Settings
-from shared.db import InsertIgnoring
 from services.payments.storage import actor, in_region, lock_one, utcnow
 from services.payments.views import disbursement_view
 

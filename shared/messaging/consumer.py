@@ -3,13 +3,13 @@ failures retry a bounded number of times, then the event goes to the dead-letter
 with its error and the consumer keeps going.
 
 Batches: the bus hands over what one fetch returned at once (``handle_batch``; several
-partitions, each in offset order). The whole batch is one transaction — the inbox rows (one multi-row insert that skips the event ids
-already there), every handler's effect and the outbox rows — so the cost per event is a few
-statements, not a commit and its fsync. A service may register a *batch handler* for an event
-type that stores a run of such events set-based. If anything in the batch fails, the
-transaction is rolled back and that batch is handled again one event at a time (each with its
-own retries and dead letter), so a poison event never blocks nor loses the others; a crash
-mid-batch leaves nothing committed and the bus redelivers the batch."""
+partitions, each in offset order). The whole batch is one transaction — the inbox rows (one
+multi-row insert that skips the event ids already there), every handler's effect and the outbox
+rows — so the cost per event is a few statements, not a commit and its fsync. A service may
+register a *batch handler* for an event type that stores a run of such events set-based. If
+anything in the batch fails, the transaction is rolled back and that batch is handled again one
+event at a time (each with its own retries and dead letter), so a poison event never blocks nor
+loses the others; a crash mid-batch leaves nothing committed and the bus redelivers the batch."""
 from __future__ import annotations
 
 import asyncio

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -186,10 +187,7 @@ class KafkaBus(Bus):
         batches = {tp: records for tp, records in batches.items() if records}
         if not batches:
             return
-        msgs = [IncomingMessage(
-            topic=rec.topic, key=rec.key.decode() if rec.key else None, value=rec.value,
-            headers={k: v.decode(errors="replace") for k, v in (rec.headers or ())},
-            partition=rec.partition, offset=rec.offset) for records in batches.values() for rec in records]
+        msgs = [_incoming(rec) for records in batches.values() for rec in records]
         try:
             await batch_handler(msgs)
         except Exception as exc:
@@ -210,12 +208,8 @@ class KafkaBus(Bus):
                                 records: list, handler: MessageHandler) -> None:
         done = None
         for rec in records:
-            msg = IncomingMessage(
-                topic=rec.topic, key=rec.key.decode() if rec.key else None, value=rec.value,
-                headers={k: v.decode(errors="replace") for k, v in (rec.headers or ())},
-                partition=rec.partition, offset=rec.offset)
             try:
-                await handler(msg)
+                await handler(_incoming(rec))
             except Exception as exc:
                 # The effect was not stored: rewind this partition so the record is
                 # redelivered; other partitions go on (order only matters per key).
@@ -239,3 +233,9 @@ class KafkaBus(Bus):
             per_topic[tp.topic] = per_topic.get(tp.topic, 0) + max(0, hw - committed)
         for topic, lag in per_topic.items():
             self._lag[(group, topic)] = lag
+
+
+def _incoming(rec: Any) -> IncomingMessage:
+    return IncomingMessage(topic=rec.topic, key=rec.key.decode() if rec.key else None, value=rec.value,
+                           headers={k: v.decode(errors="replace") for k, v in (rec.headers or ())},
+                           partition=rec.partition, offset=rec.offset)

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.intake.domain.deadlines import (
-    WorkingDays, clock_for, clock_state, load_time_limits, overall_deadline, step_deadline)
-from shared.calendar import default_calendar
+from services.intake.domain.deadlines import clock_for, clock_state, load_time_limits, overall_deadline, step_deadline
+from shared.calendar import WorkingDays, default_calendar
 from shared.events.intake import ApplicationDeadline
 from tests.intake.conftest import at, case_opened, events, intake, publish
 from tests.support import application_body, auth, eventually

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from hypothesis import given, settings, strategies as st
 from stdnum.cn import ric
 
-from services.intake.domain.deadlines import WorkingDays
+from shared.calendar import WorkingDays
 from services.intake.schemas import canonical_id_number
 from services.intake.service import new_id
 from shared.calendar import default_calendar

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 
-from shared.calendar import Deadline, WorkingCalendar, to_shanghai_date
+from shared.calendar import WorkingDays
 
 _DATA = Path(__file__).resolve().parent.parent / "data" / "time_limits.json"
 
@@ -35,29 +35,6 @@ def load_time_limits(path: Path = _DATA) -> TimeLimits:
                       steps={k: dict(v) for k, v in raw["steps"].items()},
                       hotline_answer=dict(raw["hotline_answer"]),
                       at_risk_working_days_left=int(raw["at_risk_working_days_left"]))
-
-
-class WorkingDays:
-    """``calendar.add_working_days`` memoised per (start date, n): the hot intake path asks the
-    same question thousands of times a day. A provisional answer is recomputed once the year's
-    official calendar has been loaded."""
-
-    def __init__(self, calendar: WorkingCalendar, max_entries: int = 4096) -> None:
-        self.calendar = calendar
-        self.max_entries = max_entries
-        self._memo: dict[tuple[date, int], Deadline] = {}
-
-    def add(self, start: date | datetime, n: int) -> Deadline:
-        day = to_shanghai_date(start)
-        key = (day, n)
-        hit = self._memo.get(key)
-        if hit is not None and not (hit.provisional and self.calendar.has_year(hit.due.year)):
-            return hit
-        result = self.calendar.add_working_days(day, n)
-        if len(self._memo) >= self.max_entries:
-            self._memo.clear()
-        self._memo[key] = result
-        return result
 
 
 @dataclass(frozen=True)
