@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import BigIntPK, UTCDateTime
 from shared.messaging.tables import metadata
+from shared.writes import Writes
 
 GENESIS = "0" * 64
 _PG_AUDIT_LOCK = 0x61756469740A  # serializes appends so the chain has one tail
@@ -101,12 +102,9 @@ def entry_hash(prev_hash: str, *, seq: int, at: datetime, actor: str, actor_role
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-async def record(session: AsyncSession, *, actor: str, actor_role: str, action: str, entity_type: str,
-                 entity_id: str, detail: dict[str, Any] | None = None, at: datetime | None = None,
-                 region_code: str | None = None, actor_region: str | None = None) -> int:
-    """Append one entry inside the caller's transaction (the state change and its audit entry
-    commit together). Returns its sequence number in the chain, or 0 when the entry was left
-    for the sealer to link (another transaction held the chain's tail)."""
+def _entry(*, actor: str, actor_role: str, action: str, entity_type: str, entity_id: str,
+           detail: dict[str, Any] | None, at: datetime | None, region_code: str | None,
+           actor_region: str | None) -> dict[str, Any]:
     at = at or datetime.now(timezone.utc)
     if region_code is None and detail:
         # Most use cases already name the region in the detail; use the most specific one given.
@@ -117,9 +115,29 @@ async def record(session: AsyncSession, *, actor: str, actor_role: str, action: 
                 break
     # Otherwise the actor's own region: they could only act inside it.
     region_code = region_code or actor_region
-    entry = {"at": at, "actor": actor, "actor_role": actor_role, "action": action, "entity_type": entity_type,
-             "entity_id": str(entity_id), "region_code": region_code, "detail": canonical(detail or {})}
+    return {"at": at, "actor": actor, "actor_role": actor_role, "action": action, "entity_type": entity_type,
+            "entity_id": str(entity_id), "region_code": region_code, "detail": canonical(detail or {})}
+
+
+async def record(session: AsyncSession, *, actor: str, actor_role: str, action: str, entity_type: str,
+                 entity_id: str, detail: dict[str, Any] | None = None, at: datetime | None = None,
+                 region_code: str | None = None, actor_region: str | None = None,
+                 writes: Writes | None = None) -> int:
+    """Append one entry inside the caller's transaction (the state change and its audit entry
+    commit together). Returns its sequence number in the chain, or 0 when the entry was left
+    for the sealer to link (another transaction held the chain's tail).
+
+    ``writes``: the caller's deferred writes (shared/writes.py). On PostgreSQL the entry then
+    goes pending with them, in the same statement, instead of costing three round trips of its
+    own (try the tail, read it, insert): a hot use case saves them and the sealer links its
+    entries in batches a few milliseconds after the commit."""
+    entry = _entry(actor=actor, actor_role=actor_role, action=action, entity_type=entity_type,
+                   entity_id=entity_id, detail=detail, at=at, region_code=region_code, actor_region=actor_region)
     if session.bind.dialect.name == "postgresql":
+        if writes is not None:
+            writes.insert(audit_pending, entry)
+            _leave_pending(session)
+            return 0
         # Once this transaction left an entry pending, its later ones follow it (their order stays).
         got = not session.info.get("audit_pending") and await session.scalar(
             sa.select(sa.func.pg_try_advisory_xact_lock(_PG_AUDIT_LOCK)))

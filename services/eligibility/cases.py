@@ -50,14 +50,17 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-async def lock_case(session: AsyncSession, case_id: str) -> Mapping[str, Any] | None:
-    """The case row, locked for this transaction. On SQLite a no-op write comes first so the
-    transaction holds the write lock before it reads (no stale-snapshot upgrade failures)."""
+async def lock_case(session: AsyncSession, case_id: str,
+                    columns: tuple[str, ...] | None = None) -> Mapping[str, Any] | None:
+    """The case row (or only ``columns`` of it), locked for this transaction. On SQLite a no-op
+    write comes first so the transaction holds the write lock before it reads (no
+    stale-snapshot upgrade failures)."""
+    what = [cases.c[c] for c in columns] if columns else [cases]
     if session.bind is not None and session.bind.dialect.name == "sqlite":
         await session.execute(sa.update(cases).where(cases.c.id == case_id).values(updated_at=cases.c.updated_at))
-        q = sa.select(cases).where(cases.c.id == case_id)
+        q = sa.select(*what).where(cases.c.id == case_id)
     else:
-        q = sa.select(cases).where(cases.c.id == case_id).with_for_update()
+        q = sa.select(*what).where(cases.c.id == case_id).with_for_update()
     return (await session.execute(q)).mappings().first()
 
 

@@ -9,6 +9,7 @@ from shared.events.base import EventData
 from shared.logging import correlation_id_var
 from shared.messaging.envelope import Envelope
 from shared.messaging.tables import outbox
+from shared.writes import Writes
 
 
 def outbox_row(env: Envelope) -> dict[str, Any]:
@@ -32,6 +33,9 @@ class UnitOfWork:
         self.emitted: list[Envelope] = []
         self._rows: list[dict[str, Any]] = []
         self._after_commit: list[Callable[[], None]] = []
+        # Writes the use case leaves for the end of its transaction, sent with its outbox event in
+        # one statement on PostgreSQL (shared/writes.py).
+        self.writes = Writes()
 
     async def __aenter__(self) -> "UnitOfWork":
         if not self._external:
@@ -78,7 +82,12 @@ class UnitOfWork:
         return env
 
     async def flush(self) -> None:
-        """Write the emitted events into the outbox (still inside the transaction)."""
-        if self._rows:
-            rows, self._rows = self._rows, []
+        """Write the deferred writes and the emitted events into the outbox (still inside the
+        transaction). A lone event goes into the writes' statement; several keep their emit order
+        (the outbox's sequence) in one executemany."""
+        rows, self._rows = self._rows, []
+        if len(rows) == 1 and self.writes:
+            self.writes.insert(outbox, rows.pop())
+        await self.writes.execute(self.session)
+        if rows:
             await self.session.execute(outbox.insert(), rows)

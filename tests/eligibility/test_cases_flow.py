@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from services.eligibility.models import case_facts, cases, decisions
 from services.eligibility.policies import today
-from shared.audit import audit_log
+from shared.audit import audit_log, seal_all
 from shared.events.eligibility import DecisionMade
 from tests.eligibility.helpers import (
     ALL_URLS, COUNTY, TOWNSHIP, Partners, app_for, count, deliver, events, member, publish, submitted, wait_status,
@@ -190,6 +190,9 @@ async def test_override_needs_a_reason_and_is_audited(database_url: str) -> None
         [made] = await events(app, DecisionMade.TYPE)
         assert made.overridden is True and made.monthly_amount == D("900.00")
         assert any(x.startswith("OVERRIDE by township_clerk: 入户核查") for x in made.reasons)
+        # On PostgreSQL the decision's entry commits pending and the sealer links it just after
+        # (shared/audit.py); reading the chain directly, the test seals first as GET /v1/audit does.
+        await seal_all(app.state.runtime.session_factory)
         async with app.state.runtime.session_factory() as s:
             entry = (await s.execute(sa.select(audit_log).where(audit_log.c.entity_id == case_id,
                                                                 audit_log.c.action == "case.decision.override"))
