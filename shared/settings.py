@@ -41,6 +41,8 @@ class ServiceSettings(BaseSettings):
     outbox_linger_ms: float = 0.0
     # The audit sealer is woken after each commit that left entries pending; this is its safety net.
     audit_seal_interval_s: float = 1.0
+    # After a wake-up, how long the sealer waits for more pending entries before linking them.
+    audit_seal_linger_ms: float = 20.0
     outbox_batch_size: int = 200
     auth_jwt_secret: str = DEV_JWT_SECRET
     data_encryption_key: str = DEV_DATA_KEY
