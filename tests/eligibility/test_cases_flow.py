@@ -4,6 +4,7 @@ out or not configured (never silently approved), manual facts, confirm/override 
 转办 (I2/L5), staged payments (L4), replay, and one decision per application."""
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from decimal import Decimal as D
 from pathlib import Path
@@ -316,3 +317,40 @@ async def test_a_partner_system_pushes_its_answer_later(tmp_path: Path) -> None:
                                                       "status": "proposed"}
         case = (await c.get(f"/v1/cases/{case_id}", headers=CLERK)).json()
         assert [f["origin"] for f in case["facts"] if f["source"] == "real_estate"] == ["partner"]
+
+
+async def test_a_decision_is_three_statements_on_postgresql(database_url: str) -> None:
+    """The officers' decision is on every case's path: on PostgreSQL it locks the case, reads the
+    numbers for its event from the vault and writes everything else (decision, case, benefit,
+    event, audit entry) in one statement (shared/writes.py); SQLite sends them one by one."""
+    app = app_for(database_url, Partners(), partner_verification_urls=ALL_URLS)
+    async with running(app) as c:
+        await _standards(c)
+        case_id = await deliver(app, submitted([ELDER]))
+        await wait_status(c, case_id, "proposed", headers=CLERK)
+        statements: list[str] = []
+        engine = app.state.runtime.engine.sync_engine
+        me = asyncio.current_task()  # the request runs in this task (ASGI transport); the relay,
+        # the sealer and the verification scheduler run in their own
+
+        def listener(conn, cur, stmt, *a) -> None:
+            if asyncio.current_task() is me:
+                statements.append(stmt)
+        sa.event.listen(engine, "before_cursor_execute", listener)
+        r = await c.post(f"/v1/cases/{case_id}/decision", json={"action": "confirm"}, headers=CLERK)
+        sa.event.remove(engine, "before_cursor_execute", listener)
+        assert r.status_code == 201, r.text
+        writes = [s for s in statements if not s.lstrip().upper().startswith("SELECT")]
+        if database_url.startswith("postgresql"):
+            assert len(statements) == 3, statements
+            assert "FOR UPDATE" in statements[0] and "person_vault" in statements[1]
+            [combined] = writes
+            for table in ("decisions", "benefits", "benefit_households", "cases", "outbox", "audit_pending"):
+                assert f" {table} " in combined, table
+        else:
+            assert len(writes) >= 6
+        # what the one statement stored is what the API and the event say
+        assert r.json() == (await c.get(f"/v1/decisions/{r.json()['decision_id']}", headers=CLERK)).json()
+        [made] = await events(app, DecisionMade.TYPE)
+        assert made.case_id == case_id and made.outcome == r.json()["outcome"]
+        assert await count(app, decisions) == 1
