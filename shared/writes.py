@@ -20,8 +20,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-# Built statements by shape: which tables, which columns, which of them NULL (a shape's
-# statement is bound, never rebuilt). A service has a handful of shapes.
+# Built statements by shape: which tables (the Table objects: two metadata may name a table
+# alike), which columns, which of them NULL. A shape's statement is bound, never rebuilt; a
+# service has a handful of shapes.
 _STATEMENTS: dict[Any, sa.Executable] = {}
 
 
@@ -51,7 +52,7 @@ class Writes:
         ops, self._ops = self._ops, []
         if not ops:
             return
-        shapes = [(kind, table.name, tuple(values), tuple(c for c, v in values.items() if v is None), tuple(key))
+        shapes = [(kind, table, tuple(values), tuple(c for c, v in values.items() if v is None), tuple(key))
                   for kind, table, values, key in ops]
         params: list[dict[str, Any]] = []
         for i, (_, _, values, key) in enumerate(ops):

@@ -78,7 +78,7 @@ async def test_writes_store_the_same_rows_on_both_dialects(database_url: str) ->
         assert len(statements) == 3 + 3 + 2
 
 
-def test_an_empty_or_single_write_is_one_plain_statement() -> None:
+def test_writes_are_true_only_with_something_to_send() -> None:
     assert not Writes()
     one = Writes()
     one.insert(notes, {"thing_id": "a", "text": "x"})
