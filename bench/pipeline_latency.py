@@ -152,11 +152,12 @@ class CpuMeter:
 
 
 async def db_counters(admin: asyncpg.Connection, names: dict[str, str]) -> dict[str, list[int]]:
-    rows = await admin.fetch("SELECT datname, xact_commit, tup_returned, tup_inserted, tup_updated, tup_deleted "
+    rows = await admin.fetch("SELECT datname, xact_commit, tup_returned, tup_inserted, tup_updated, tup_deleted, sessions "
                              "FROM pg_stat_database WHERE datname = ANY($1::text[])", list(names.values()))
-    by_db = {r["datname"]: [r["xact_commit"], r["tup_returned"], r["tup_inserted"], r["tup_updated"], r["tup_deleted"]]
+    by_db = {r["datname"]: [r["xact_commit"], r["tup_returned"], r["tup_inserted"], r["tup_updated"], r["tup_deleted"],
+                         r["sessions"]]
              for r in rows}
-    return {svc: by_db.get(db, [0] * 5) for svc, db in names.items()}
+    return {svc: by_db.get(db, [0] * 6) for svc, db in names.items()}
 
 
 async def bus_hop_floor(bootstrap: str, rate: int, seconds: float) -> list[float]:
@@ -430,10 +431,10 @@ async def main(rate: int, duration: float, profile: Path | None = None, n_office
             print(f"  {name:<36} idle {idl * 100:5.0f} %  posting {busy / posting_s * 100:5.0f} %  "
                   f"{per_app:6.2f} ms/application")
         print("PostgreSQL work per application (pg_stat_database over the window; the bench's own reads included):")
-        for svc, (commits, returned, inserted, updated, deleted) in xacts.items():
+        for svc, (commits, returned, inserted, updated, deleted, sessions) in xacts.items():
             k = max(1, len(sent))
             print(f"  {svc:<12} transactions {commits / k:5.1f}  rows inserted {inserted / k:5.1f}  updated {updated / k:5.1f}  "
-                  f"deleted {deleted / k:5.1f}")
+                  f"deleted {deleted / k:5.1f}  connections opened {sessions}")
         print("busy PostgreSQL sessions while posting (samples every 100 ms, state:wait type:wait event):")
         for (svc, what), k in sorted(waits.items(), key=lambda x: -x[1])[:12]:
             print(f"  {svc:<12} {what:<48} {k}")

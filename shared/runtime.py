@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, AsyncIterator, Awaitable, Callable, Iterable
@@ -36,6 +37,18 @@ log = get_logger("runtime")
 
 
 AUDITORS = require_roles("county_civil_affairs", "county_finance", "monitoring_operator")
+
+
+def tune_gc(gen0_threshold: int) -> None:
+    """Moves what start-up built (models, routes, schemas, caches) out of the collector's sight and
+    runs young-generation collections less often. Under load the collector ran every few hundred
+    allocations — each parsed event is hundreds of objects — and then traversed the whole heap,
+    a tenth of a service's CPU (py-spy --native, 2026-12-02)."""
+    gc.collect()
+    gc.freeze()
+    if gen0_threshold > 0:
+        _, gen1, gen2 = gc.get_threshold()
+        gc.set_threshold(gen0_threshold, gen1, gen2)
 
 
 def make_bus(settings: ServiceSettings) -> Bus:
@@ -100,6 +113,8 @@ class ServiceRuntime:
             self.spawn(factory(), getattr(factory, "__qualname__", "background"))
         audit.pending_listeners.append(self._sealer_wake.set)
         self.spawn(self._seal_forever(), f"audit-sealer-{self.name}")
+        if self.settings.gc_freeze_on_start:
+            tune_gc(self.settings.gc_gen0_threshold)
         self.started = True
         log.info("service_started", service=self.name, bus=type(self.bus).__name__,
                  database=self.engine.url.render_as_string(hide_password=True))

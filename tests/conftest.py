@@ -19,6 +19,12 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The suite starts many apps in one process: a frozen app's cycles would never be collected
+    # (shared/runtime.py tune_gc); the harness's service processes inherit this, the bench's keep it on.
+    os.environ.setdefault("GC_FREEZE_ON_START", "false")
+
+
 def _unavailable(what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} is required under CI=true", pytrace=False)

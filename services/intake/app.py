@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from pathlib import Path
 from typing import Any, Coroutine
 
@@ -50,13 +49,6 @@ class IntakeRuntime(ServiceRuntime):
         interval = self.intake_settings.deadline_scan_interval_s
         if self.scanner is not None and interval > 0:
             self.spawn(self.scanner.run(interval), "intake-deadlines")
-        if self.intake_settings.gc_freeze_on_start:
-            gc.collect()
-            gc.freeze()
-            if self.intake_settings.gc_gen0_threshold > 0:
-                _, gen1, gen2 = gc.get_threshold()
-                gc.set_threshold(self.intake_settings.gc_gen0_threshold, gen1, gen2)
-
 
     async def stop(self) -> None:
         await self.cancel_tasks()  # before the clients the loops use are closed

@@ -29,8 +29,3 @@ class Settings(ServiceSettings):
     # Serve POST /v1/applications without FastAPI's per-request machinery (api.py); off: the
     # documented route serves it (tests compare the two).
     application_direct_route: bool = True
-    # Long-lived start-up objects (models, routes, schemas) are moved out of the collector's
-    # sight once started, and young-generation collections run less often: fewer and shorter
-    # pauses on the hot path. Process-wide; each service runs in its own process in production.
-    gc_freeze_on_start: bool = True
-    gc_gen0_threshold: int = 20000
