@@ -122,13 +122,18 @@ class CpuMeter:
         self.pids, self.admin, self.dbs = pids, admin, dbs
         self.start: dict[str, float] = {}
         self.pg_start: dict[int, float] = {}
+        self.pg_db: dict[int, str] = {}
+        self.pg_labels: dict[str, str] = {}  # database (or "pid:N") → what it serves
 
     def _self(self) -> float:
         ru = resource.getrusage(resource.RUSAGE_SELF)
         return ru.ru_utime + ru.ru_stime
 
     async def _pg(self) -> dict[int, float]:
-        rows = await self.admin.fetch("SELECT pid FROM pg_stat_activity WHERE datname = ANY($1::text[])", self.dbs)
+        rows = await self.admin.fetch("SELECT pid, datname FROM pg_stat_activity WHERE datname = ANY($1::text[])",
+                                      self.dbs)
+        for r in rows:
+            self.pg_db[r["pid"]] = r["datname"]
         return {r["pid"]: cpu_seconds(r["pid"]) for r in rows}
 
     async def begin(self) -> None:
@@ -148,6 +153,10 @@ class CpuMeter:
         pg_now = await self._pg()
         # a backend that was not there at the start counts whole (it did its work in the window)
         out["postgresql (backends of the 4 dbs)"] = sum(v - self.pg_start.get(pid, 0.0) for pid, v in pg_now.items())
+        for pid, v in pg_now.items():
+            label = self.pg_labels.get(f"pid:{pid}") or self.pg_labels.get(self.pg_db.get(pid, ""), "other")
+            key = f"  postgresql for {label}"
+            out[key] = out.get(key, 0.0) + v - self.pg_start.get(pid, 0.0)
         return out
 
 
@@ -239,11 +248,14 @@ async def main(rate: int, duration: float, profile: Path | None = None, n_office
         intake_http = RawHttp("127.0.0.1", cluster.ports["intake"], size=128)
         elig_http = RawHttp("127.0.0.1", cluster.ports["eligibility"], size=n_officers)
 
+        officer_pid: list[int] = []
+
         async def officer() -> None:
             """Confirms each proposal as soon as it appears: polls every 10 ms and hands each new one
             to one of the officers without waiting for the others (a slow confirm never holds up the
             next look)."""
             conn = await asyncpg.connect(f"{base}/{names['eligibility']}")
+            officer_pid.append(conn.get_server_pid())
             running: set[asyncio.Task[None]] = set()
             # The officers' work list: proposals newer than the last look (with a 0.5 s look-back,
             # since proposals commit a few ms out of order), and now and then the whole list (a
@@ -317,6 +329,8 @@ async def main(rate: int, duration: float, profile: Path | None = None, n_office
         assert broker.proc is not None
         pids["broker (Tansu)"] = broker.proc.pid
         meter = CpuMeter(pids, admin, list(names.values()))
+        meter.pg_labels = {db: svc for svc, db in names.items()}
+        meter.pg_labels.update({f"pid:{p}": "the officer's polling (load generator)" for p in officer_pid})
         idle = await meter.idle_rates(5.0)
         await meter.begin()
         xacts_start = await db_counters(admin, names)
@@ -422,11 +436,13 @@ async def main(rate: int, duration: float, profile: Path | None = None, n_office
               f"and per application = (CPU over the {window_s:.1f} s window of posting + drain − idle × window) "
               f"/ {len(sent)} applications:")
         rows = list(cpu)
+        whole = [k for k in rows if not k.startswith("  ")]  # the indented lines split PostgreSQL's
         for name in rows + ["total"]:
             if name == "total":
-                sec, busy, idl = sum(cpu.values()), sum(posting.values()), sum(idle.values())
+                sec, busy, idl = (sum(cpu[k] for k in whole), sum(posting.get(k, 0.0) for k in whole),
+                                  sum(idle.get(k, 0.0) for k in whole))
             else:
-                sec, busy, idl = cpu[name], posting[name], idle[name]
+                sec, busy, idl = cpu[name], posting.get(name, 0.0), idle.get(name, 0.0)
             per_app = max(0.0, sec - idl * window_s) / max(1, len(sent)) * 1000
             print(f"  {name:<36} idle {idl * 100:5.0f} %  posting {busy / posting_s * 100:5.0f} %  "
                   f"{per_app:6.2f} ms/application")

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import BigIntPK, UTCDateTime
 from shared.messaging.tables import metadata
-from shared.writes import Writes
+from shared.writes import RowSets, Writes
 
 GENESIS = "0" * 64
 _PG_AUDIT_LOCK = 0x61756469740A  # serializes appends so the chain has one tail
@@ -122,7 +122,7 @@ def _entry(*, actor: str, actor_role: str, action: str, entity_type: str, entity
 async def record(session: AsyncSession, *, actor: str, actor_role: str, action: str, entity_type: str,
                  entity_id: str, detail: dict[str, Any] | None = None, at: datetime | None = None,
                  region_code: str | None = None, actor_region: str | None = None,
-                 writes: Writes | None = None) -> int:
+                 writes: Writes | RowSets | None = None) -> int:
     """Append one entry inside the caller's transaction (the state change and its audit entry
     commit together). Returns its sequence number in the chain, or 0 when the entry was left
     for the sealer to link (another transaction held the chain's tail).

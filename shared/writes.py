@@ -15,6 +15,7 @@ SQLite has no DML in WITH; there the same writes run one after another, in the o
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -89,3 +90,95 @@ def _combined(ops: list[tuple[str, sa.Table, dict[str, Any], dict[str, Any]]]) -
     # add_cte renders each CTE even though nothing selects from it: PostgreSQL runs every
     # data-modifying CTE of a statement exactly once.
     return statements[-1].add_cte(*ctes)
+
+
+class RowSets:
+    """Many use cases' rows, written in one statement whatever their number: on PostgreSQL one
+    data-modifying CTE per (table, columns) that reads its rows from ``unnest`` of one array per
+    column. The statement depends only on which tables and columns are written — not on how many
+    rows or which values are NULL — so a group of 3 decisions and one of 30 bind the same
+    prepared statement (shared/writes.py's ``Writes`` builds one statement per row pattern: right
+    for one use case, a new statement for every group size). Rows of one table keep their order
+    (``WITH ORDINALITY``), which is the order of an outbox's or an audit queue's sequence.
+    Same rule as ``Writes``: no write may depend on another's effect. SQLite: row by row, each
+    table's rows in the order the tables were first written.
+
+    ``insert(table, row)`` and ``update(table, key, values)`` have ``Writes``' signatures, so a
+    use case's code can write into either."""
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._groups)
+
+    def insert(self, table: sa.Table, row: dict[str, Any]) -> None:
+        self._groups.setdefault(("insert", table, tuple(row), ()), []).append(row)
+
+    def update(self, table: sa.Table, key: dict[str, Any], values: dict[str, Any]) -> None:
+        self._groups.setdefault(("update", table, tuple(values), tuple(key)), []).append({**values, **key})
+
+    async def execute(self, session: AsyncSession) -> None:
+        groups, self._groups = self._groups, {}
+        if not groups:
+            return
+        dialect = session.bind.dialect if session.bind is not None else None
+        if dialect is None or dialect.name != "postgresql":
+            # one by one through Writes (SQL NULL for None in JSON columns, cached statements)
+            writes = Writes()
+            for (kind, table, columns, key), rows in groups.items():
+                for r in rows:
+                    if kind == "insert":
+                        writes.insert(table, r)
+                    else:
+                        writes.update(table, {c: r[c] for c in key}, {c: r[c] for c in columns})
+            await writes.execute(session)
+            return
+        shape = tuple(groups)
+        built = _UNNEST.get(shape)
+        if built is None:
+            built = _UNNEST[shape] = _unnest_statement(shape, dialect)
+        stmt, encoders = built
+        params: dict[str, Any] = {}
+        for g, ((_, _, columns, key), rows) in enumerate(groups.items()):
+            for j, c in enumerate((*key, *columns)):
+                encode = encoders[g][j]
+                params[f"g{g}_{j}"] = [encode(r[c]) for r in rows] if encode else [r[c] for r in rows]
+        await session.execute(stmt, params)
+
+
+_UNNEST: dict[tuple[Any, ...], tuple[sa.TextClause, list[list[Any]]]] = {}
+
+
+def _unnest_statement(shape: tuple[Any, ...], dialect: Any) -> tuple[sa.TextClause, list[list[Any]]]:
+    ctes: list[str] = []
+    encoders: list[list[Any]] = []
+    prep = dialect.identifier_preparer
+    for g, (kind, table, columns, key) in enumerate(shape):
+        names = (*key, *columns)
+        arrays, exprs, enc = [], {}, []
+        for j, c in enumerate(names):
+            col = table.c[c]
+            sql_type = col.type.compile(dialect=dialect)
+            if isinstance(col.type, sa.JSON) or sql_type in ("JSON", "JSONB"):
+                # JSON travels as text and is cast per element: None stays SQL NULL (not 'null')
+                serialize = getattr(dialect, "_json_serializer", None) or json.dumps
+                enc.append(lambda v, s=serialize: None if v is None else s(v))
+                arrays.append(f"CAST(:g{g}_{j} AS TEXT[])")
+                exprs[c] = f"CAST(u.c{j} AS {sql_type})"
+            else:
+                process = col.type.bind_processor(dialect) if isinstance(col.type, sa.TypeDecorator) else None
+                enc.append(process)
+                arrays.append(f"CAST(:g{g}_{j} AS {sql_type}[])")
+                exprs[c] = f"u.c{j}"
+        encoders.append(enc)
+        source = (f"unnest({', '.join(arrays)}) WITH ORDINALITY AS u({', '.join(f'c{j}' for j in range(len(names)))}, ord)")
+        target = prep.format_table(table)
+        if kind == "insert":
+            ctes.append(f"g{g} AS (INSERT INTO {target} ({', '.join(prep.quote(c) for c in columns)}) "
+                        f"SELECT {', '.join(exprs[c] for c in columns)} FROM {source} ORDER BY u.ord)")
+        else:
+            sets = ", ".join(f"{prep.quote(c)} = {exprs[c]}" for c in columns)
+            match = " AND ".join(f"t.{prep.quote(c)} = {exprs[c]}" for c in key)
+            ctes.append(f"g{g} AS (UPDATE {target} AS t SET {sets} FROM {source} WHERE {match})")
+    return sa.text(f"WITH {', '.join(ctes)} SELECT 1"), encoders

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import audit as kernel_audit
-from shared.writes import Writes
+from shared.writes import RowSets, Writes
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ SYSTEM = Actor("system:eligibility", "eligibility service", "system")
 
 
 async def append(session: AsyncSession, actor: Actor, action: str, entity: str, entity_id: str,
-                 detail: dict[str, Any], *, at: datetime | None = None, writes: Writes | None = None) -> int:
+                 detail: dict[str, Any], *, at: datetime | None = None, writes: Writes | RowSets | None = None) -> int:
     return await kernel_audit.record(session, actor=actor.sub[:120], actor_role=actor.role[:40], action=action,
                                      entity_type=entity, entity_id=entity_id,
                                      detail={**detail, "actor_name": actor.name}, at=at, writes=writes)

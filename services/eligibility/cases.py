@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any, Callable, Mapping
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, region_covers
@@ -62,6 +63,17 @@ async def lock_case(session: AsyncSession, case_id: str,
     else:
         q = sa.select(*what).where(cases.c.id == case_id).with_for_update()
     return (await session.execute(q)).mappings().first()
+
+
+async def lock_cases(session: AsyncSession, case_ids: list[str],
+                     columns: tuple[str, ...]) -> dict[str, Mapping[str, Any]]:
+    """``columns`` of several cases (PostgreSQL), locked in id order: two groups locking
+    overlapping cases cannot deadlock. One statement whatever their number."""
+    ids = sorted(set(case_ids))
+    q = (sa.select(*[cases.c[c] for c in columns])
+         .where(cases.c.id == sa.any_(sa.bindparam("ids", ids, type_=postgresql.ARRAY(sa.String))))
+         .order_by(cases.c.id).with_for_update())
+    return {r["id"]: r for r in (await session.execute(q)).mappings().all()}
 
 
 def policy_region(row: Mapping[str, Any]) -> str:

@@ -14,22 +14,27 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any, Awaitable, Mapping
 
 import sqlalchemy as sa
 
 from shared.auth import Principal
-from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, ProblemError
 from shared.events.eligibility import DecisionMade
+from shared.group_commit import GroupCommit
+from shared.logging import correlation_id_var, get_logger
 from shared.money import format_yuan
 from shared.pii import PersonVault, looks_like_key, strings_in, swap
 from shared.privacy import FULL_ID_ROLES, present_id
 from shared.runtime import ServiceRuntime
+from shared.writes import RowSets, Writes
 
 from services.eligibility import audit
 from services.eligibility.assessments import mask_assessment
-from services.eligibility.cases import lock_case, utcnow, visible
+from services.eligibility.cases import lock_case, lock_cases, utcnow, visible
 from services.eligibility.domain.changes import exit_until, fen
 from services.eligibility.domain.inputs import request_from_json
 from services.eligibility.domain.rules import InvalidRequest, assess
@@ -48,6 +53,40 @@ COUNTY_DECIDERS = ("county_civil_affairs",)
 OUTCOMES = {"dibao": ("approved", "single_person", "gradual_exit", "denied", "transferred"),
             "tekun": ("approved", "denied", "transferred"),
             "linshi": ("approved", "denied", "transferred")}
+
+
+log = get_logger("eligibility.decisions")
+
+
+@dataclass(frozen=True)
+class DecisionRequest:
+    """One officer's ``POST /v1/cases/{id}/decision`` after its body checks."""
+    case_id: str
+    body: DecisionIn
+    principal: Principal
+    correlation_id: str | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A decision checked against its locked case, before anything is written."""
+    request: DecisionRequest
+    body: DecisionIn  # covered_person_ids as person keys
+    row: Mapping[str, Any]
+    final: dict[str, Any]
+    level: str
+    until: date | None
+    reason_lines: list[str]
+    decision_row: dict[str, Any]
+    keys: list[str]
+    now: datetime
+
+
+async def _outcome(call: Awaitable[dict[str, Any]]) -> dict[str, Any] | BaseException:
+    try:
+        return await call
+    except Exception as exc:
+        return exc
 
 
 def _err(field: str, message: str) -> dict[str, str]:
@@ -80,6 +119,12 @@ class DecisionService:
         self.runtime = runtime
         self.policies = policies
         self.persons = persons  # stored rows hold person keys (shared/pii.py)
+        self.group: GroupCommit[DecisionRequest, dict[str, Any]] | None = None
+        settings = getattr(runtime, "settings", None)
+        if getattr(settings, "decision_group_commit", False) and runtime.engine.dialect.name == "postgresql":
+            self.group = GroupCommit(self._decide_group, writers=settings.decision_group_writers,  # type: ignore[union-attr]
+                                     max_group=settings.decision_group_max,  # type: ignore[union-attr]
+                                     name="decision-group")
 
     # -- decide --------------------------------------------------------------------------------
     async def decide(self, case_id: str, body: DecisionIn, principal: Principal) -> dict[str, Any]:
@@ -94,100 +139,154 @@ class DecisionService:
             if body.outcome is None:
                 errors.append(_err("outcome", "an override states the outcome"))
         _raise(errors)
+        request = DecisionRequest(case_id, body, principal, correlation_id_var.get())
+        if self.group is not None:
+            return await self.group.submit(request)
+        return await self._decide_alone(request)
 
-        now = utcnow()
-        decided_on = today()
-        actor = audit.Actor(principal.sub, principal.name, principal.role)
+    async def _decide_alone(self, request: DecisionRequest) -> dict[str, Any]:
+        now, decided_on = utcnow(), today()
         async with self.runtime.uow() as tx:
-            row = await lock_case(tx.session, case_id, columns=DECISION_COLUMNS)
-            if row is None or not visible(principal, row):
-                raise NotFound(f"case {case_id} not found")
-            if row["status"] != "proposed":
-                pending = ", ".join(row["pending_sources"] or []) or "none"
-                raise Conflict(f"case {case_id} is {row['status']}, not proposed (pending sources: {pending}); "
-                               "a decision needs a complete means test and a proposal",
-                               extra={"status": row["status"], "pending_sources": row["pending_sources"] or []})
-            proposal: dict[str, Any] = row["proposal"]
-            program = row["program"]
-            inputs: dict[str, Any] = row["proposal_inputs"]
-            members = [m["person_id"] for m in inputs["household"]["members"]]  # person keys
-            if body.covered_person_ids is not None:  # the officer names people by number
-                body = body.model_copy(update={"covered_person_ids": [self.persons.key(p)
-                                                                      for p in body.covered_person_ids]})
-            # the policy the proposal was computed with (a later publication re-proposes the case)
-            _, policy = await self.policies.as_of_publication(inputs["region_code"], row["proposal_as_of"],
-                                                              row["proposal_policy_seq"], session=tx.session)
-            final = self._final(body, program, proposal, members, policy)
-            level = proposal["approval_level"]
-            if program == "linshi" and final["one_time"] is not None and policy is not None \
-                    and final["one_time"] > policy.params.linshi_township_limit:
-                level = "county"  # L4: above the township's limit the county approves
-            allowed = COUNTY_DECIDERS if level == "county" else TOWNSHIP_DECIDERS
-            if principal.role not in allowed:
-                raise Forbidden(f"this is a {level}-level decision ({'L4' if program == 'linshi' else 'D6'}); "
-                                f"role '{principal.role}' may not take it; allowed: {', '.join(allowed)}")
-
-            decision_id = str(uuid.uuid4())
-            outcome = final["outcome"]
-            until = exit_until(decided_on, final["exit_months"]) if outcome == "gradual_exit" else None
-            reason_lines = [f"{r['code']}: {r['text']}" for r in proposal.get("reasons", [])]
-            reason_lines += list(row["proposal_notes"] or [])
-            if body.action == "override":
-                reason_lines.append(f"OVERRIDE by {principal.role}: {body.reason.strip()}")  # type: ignore[union-attr]
-            elif body.reason:
-                reason_lines.append(f"NOTE by {principal.role}: {body.reason.strip()}")
-            if final["transfer_department"]:
-                reason_lines.append(f"I2: 转办 {final['transfer_department']}（I2、L5）")
-            decision_row = dict(
-                id=decision_id, kind="decision", case_id=case_id, reevaluation_id=None, action=body.action,
-                outcome=outcome, change=None,
-                monthly_fen=fen(final["monthly"]) if final["monthly"] is not None else None,
-                one_time_fen=fen(final["one_time"]) if final["one_time"] is not None else None,
-                old_monthly_fen=None, approval_level=level, exit_months=final["exit_months"], exit_until=until,
-                covered=final["covered"], as_of=row["proposal_as_of"], effective_from=decided_on,
-                policy_version=row["proposal_policy_version"], policy_sources=row["proposal_policy_sources"],
-                policy_seq=row["proposal_policy_seq"], inputs=inputs, assessment=proposal,
-                overridden=body.action == "override", reason=(body.reason or "").strip() or None,
-                transfer_department=final["transfer_department"],
-                staged_payments=[format_yuan(s) for s in final["staged"]] if final["staged"] else None,
-                pay_first=final["pay_first"], decided_at=now, decided_by_sub=principal.sub,
-                decided_by_name=principal.name, decided_by_role=principal.role)
+            row = await lock_case(tx.session, request.case_id, columns=DECISION_COLUMNS)
+            plan = await self._plan(tx.session, request, row, now, decided_on)
+            # the event carries the numbers (payments and monitoring need them): from the vault
+            numbers = await self.persons.reveal(tx.session, plan.keys)
             # The writes go at commit, with the event and the audit entry, in one statement
             # (shared/writes.py): this endpoint is on every case's path.
-            tx.writes.insert(decisions, decision_row)
-            # the event carries the numbers (payments and monitoring need them): from the vault
-            numbers = await self.persons.reveal(tx.session, [row["applicant_person_id"], *members]
-                                                + sorted(strings_in(decision_row, looks_like_key)))
-            if program in ("dibao", "tekun") and outcome in PAID:
-                tx.writes.insert(benefits, dict(
-                    case_id=case_id, region_code=inputs["region_code"], program=program, area=row["area"],
-                    status="exiting" if outcome == "gradual_exit" else "active", outcome=outcome,
-                    monthly_fen=fen(final["monthly"]), exit_until=until, covered=final["covered"],
-                    applicant_person_id=row["applicant_person_id"], overridden=body.action == "override",
-                    review_needed=False, decision_id=decision_id, policy_version=row["proposal_policy_version"],
-                    updated_at=now))
-                tx.writes.insert(benefit_households, dict(
-                    case_id=case_id, household=inputs["household"], household_ref=decision_id,
-                    numbers_enc=self.persons.seal_numbers(case_id, numbers)))
-            tx.writes.update(cases, {"id": case_id}, dict(status="decided", decision_id=decision_id, updated_at=now))
-            tx.emit(DecisionMade(
-                decision_id=decision_id, case_id=case_id, application_id=row["application_id"], program=program,
-                channel=row["channel"], region_code=row["region_code"],
-                handling_region_code=row["handling_region_code"],
-                applicant_person_id=numbers[row["applicant_person_id"]],
-                covered_person_ids=[numbers[p] for p in final["covered"]], outcome=outcome, monthly_amount=final["monthly"],
-                one_time_amount=final["one_time"], approval_level=level, exit_months=final["exit_months"],
-                effective_from=decided_on, policy_version=row["proposal_policy_version"],
-                received_at=row["received_at"], decided_at=now, decided_by=principal.sub,
-                overridden=body.action == "override", transfer_department=final["transfer_department"],
-                staged_payments=final["staged"], pay_first=final["pay_first"], reasons=reason_lines),
-                subject=row["application_id"])
-            await audit.append(tx.session, actor, f"case.decision.{body.action}", "case", case_id, {
-                "decision_id": decision_id, "outcome": outcome, "approval_level": level,
-                "monthly_amount": format_yuan(final["monthly"]) if final["monthly"] is not None else None,
-                "one_time_amount": format_yuan(final["one_time"]) if final["one_time"] is not None else None,
-                "proposed_outcome": proposal["outcome"], "reason": (body.reason or "").strip() or None,
-                "transfer_department": final["transfer_department"]}, at=now, writes=tx.writes)
+            view = await self._write(tx, tx.writes, plan, numbers)
+        return view
+
+    async def _decide_group(self, requests: list[DecisionRequest]) -> list[dict[str, Any] | BaseException]:
+        """Concurrent decisions in one transaction (group commit, shared/group_commit.py): one
+        lock of all their cases, one vault read, one statement with every decision's rows,
+        events and audit entries (shared/writes.py ``RowSets``), one commit. Each request is
+        checked exactly as alone, in arrival order: a refused one (404, 409, 403, 422) is
+        answered its own problem and writes nothing; a second decision of a case already decided
+        in the group is refused as if it came after. If the group's writes fail, each request is
+        run alone, so one bad row never fails the others."""
+        now, decided_on = utcnow(), today()
+        out: list[dict[str, Any] | BaseException] = [RuntimeError("not decided")] * len(requests)
+        try:
+            async with self.runtime.uow() as tx:
+                rows = await lock_cases(tx.session, [r.case_id for r in requests], DECISION_COLUMNS)
+                plans: list[tuple[int, Plan]] = []
+                for i, request in enumerate(requests):
+                    row = rows.get(request.case_id)
+                    try:
+                        plan = await self._plan(tx.session, request, row, now, decided_on)
+                    except ProblemError as exc:
+                        out[i] = exc
+                        continue
+                    rows[request.case_id] = {**row, "status": "decided"}  # type: ignore[dict-item]
+                    plans.append((i, plan))
+                numbers = await self.persons.reveal(tx.session, [k for _, p in plans for k in p.keys])
+                for i, plan in plans:
+                    out[i] = await self._write(tx, tx.rows, plan, numbers)
+        except Exception:
+            # Nothing of the group was committed: each decision on its own, with its own answer.
+            log.warning("decision_group_failed", size=len(requests), exc_info=True)
+            return [await _outcome(self._decide_alone(r)) for r in requests]
+        return out
+
+    async def _plan(self, session: Any, request: DecisionRequest, row: Mapping[str, Any] | None,
+                    now: datetime, decided_on: date) -> "Plan":
+        """Every check of a decision on its locked case, and the decision row (no writes)."""
+        case_id, body, principal = request.case_id, request.body, request.principal
+        if row is None or not visible(principal, row):
+            raise NotFound(f"case {case_id} not found")
+        if row["status"] != "proposed":
+            pending = ", ".join(row["pending_sources"] or []) or "none"
+            raise Conflict(f"case {case_id} is {row['status']}, not proposed (pending sources: {pending}); "
+                           "a decision needs a complete means test and a proposal",
+                           extra={"status": row["status"], "pending_sources": row["pending_sources"] or []})
+        proposal: dict[str, Any] = row["proposal"]
+        program = row["program"]
+        inputs: dict[str, Any] = row["proposal_inputs"]
+        members = [m["person_id"] for m in inputs["household"]["members"]]  # person keys
+        if body.covered_person_ids is not None:  # the officer names people by number
+            body = body.model_copy(update={"covered_person_ids": [self.persons.key(p)
+                                                                  for p in body.covered_person_ids]})
+        # the policy the proposal was computed with (a later publication re-proposes the case)
+        _, policy = await self.policies.as_of_publication(inputs["region_code"], row["proposal_as_of"],
+                                                          row["proposal_policy_seq"], session=session)
+        final = self._final(body, program, proposal, members, policy)
+        level = proposal["approval_level"]
+        if program == "linshi" and final["one_time"] is not None and policy is not None \
+                and final["one_time"] > policy.params.linshi_township_limit:
+            level = "county"  # L4: above the township's limit the county approves
+        allowed = COUNTY_DECIDERS if level == "county" else TOWNSHIP_DECIDERS
+        if principal.role not in allowed:
+            raise Forbidden(f"this is a {level}-level decision ({'L4' if program == 'linshi' else 'D6'}); "
+                            f"role '{principal.role}' may not take it; allowed: {', '.join(allowed)}")
+
+        decision_id = str(uuid.uuid4())
+        outcome = final["outcome"]
+        until = exit_until(decided_on, final["exit_months"]) if outcome == "gradual_exit" else None
+        reason_lines = [f"{r['code']}: {r['text']}" for r in proposal.get("reasons", [])]
+        reason_lines += list(row["proposal_notes"] or [])
+        if body.action == "override":
+            reason_lines.append(f"OVERRIDE by {principal.role}: {body.reason.strip()}")  # type: ignore[union-attr]
+        elif body.reason:
+            reason_lines.append(f"NOTE by {principal.role}: {body.reason.strip()}")
+        if final["transfer_department"]:
+            reason_lines.append(f"I2: 转办 {final['transfer_department']}（I2、L5）")
+        decision_row = dict(
+            id=decision_id, kind="decision", case_id=case_id, reevaluation_id=None, action=body.action,
+            outcome=outcome, change=None,
+            monthly_fen=fen(final["monthly"]) if final["monthly"] is not None else None,
+            one_time_fen=fen(final["one_time"]) if final["one_time"] is not None else None,
+            old_monthly_fen=None, approval_level=level, exit_months=final["exit_months"], exit_until=until,
+            covered=final["covered"], as_of=row["proposal_as_of"], effective_from=decided_on,
+            policy_version=row["proposal_policy_version"], policy_sources=row["proposal_policy_sources"],
+            policy_seq=row["proposal_policy_seq"], inputs=inputs, assessment=proposal,
+            overridden=body.action == "override", reason=(body.reason or "").strip() or None,
+            transfer_department=final["transfer_department"],
+            staged_payments=[format_yuan(s) for s in final["staged"]] if final["staged"] else None,
+            pay_first=final["pay_first"], decided_at=now, decided_by_sub=principal.sub,
+            decided_by_name=principal.name, decided_by_role=principal.role)
+        keys = [row["applicant_person_id"], *members] + sorted(strings_in(decision_row, looks_like_key))
+        return Plan(request=request, body=body, row=row, final=final, level=level, until=until,
+                    reason_lines=reason_lines, decision_row=decision_row, keys=keys, now=now)
+
+    async def _write(self, tx: Any, sink: Writes | RowSets, plan: "Plan", numbers: Mapping[str, str]) -> dict[str, Any]:
+        """A planned decision's rows, event and audit entry into ``sink``; its answer."""
+        row, final, body, principal = plan.row, plan.final, plan.body, plan.request.principal
+        case_id, now = plan.request.case_id, plan.now
+        decision_row, decision_id = plan.decision_row, plan.decision_row["id"]
+        program, outcome, inputs = row["program"], final["outcome"], row["proposal_inputs"]
+        proposal = row["proposal"]
+        sink.insert(decisions, decision_row)
+        if program in ("dibao", "tekun") and outcome in PAID:
+            sink.insert(benefits, dict(
+                case_id=case_id, region_code=inputs["region_code"], program=program, area=row["area"],
+                status="exiting" if outcome == "gradual_exit" else "active", outcome=outcome,
+                monthly_fen=fen(final["monthly"]), exit_until=plan.until, covered=final["covered"],
+                applicant_person_id=row["applicant_person_id"], overridden=body.action == "override",
+                review_needed=False, decision_id=decision_id, policy_version=row["proposal_policy_version"],
+                updated_at=now))
+            sink.insert(benefit_households, dict(
+                case_id=case_id, household=inputs["household"], household_ref=decision_id,
+                numbers_enc=self.persons.seal_numbers(case_id, {k: numbers[k] for k in plan.keys if k in numbers})))
+        sink.update(cases, {"id": case_id}, dict(status="decided", decision_id=decision_id, updated_at=now))
+        tx.emit(DecisionMade(
+            decision_id=decision_id, case_id=case_id, application_id=row["application_id"], program=program,
+            channel=row["channel"], region_code=row["region_code"],
+            handling_region_code=row["handling_region_code"],
+            applicant_person_id=numbers[row["applicant_person_id"]],
+            covered_person_ids=[numbers[p] for p in final["covered"]], outcome=outcome, monthly_amount=final["monthly"],
+            one_time_amount=final["one_time"], approval_level=plan.level, exit_months=final["exit_months"],
+            effective_from=decision_row["effective_from"], policy_version=row["proposal_policy_version"],
+            received_at=row["received_at"], decided_at=now, decided_by=principal.sub,
+            overridden=body.action == "override", transfer_department=final["transfer_department"],
+            staged_payments=final["staged"], pay_first=final["pay_first"], reasons=plan.reason_lines),
+            subject=row["application_id"], correlation_id=plan.request.correlation_id)
+        actor = audit.Actor(principal.sub, principal.name, principal.role)
+        await audit.append(tx.session, actor, f"case.decision.{body.action}", "case", case_id, {
+            "decision_id": decision_id, "outcome": outcome, "approval_level": plan.level,
+            "monthly_amount": format_yuan(final["monthly"]) if final["monthly"] is not None else None,
+            "one_time_amount": format_yuan(final["one_time"]) if final["one_time"] is not None else None,
+            "proposed_outcome": proposal["outcome"], "reason": (body.reason or "").strip() or None,
+            "transfer_department": final["transfer_department"]}, at=now, writes=sink)
         # The answer is built from what was just stored (a second transaction re-reading it cost
         # a third of the endpoint); tests hold it equal to GET /v1/decisions/{id}.
         return self._view(swap(decision_row, numbers), row, principal.role)

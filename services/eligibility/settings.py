@@ -12,6 +12,9 @@
 | ``WORKER_POLL_INTERVAL_S`` | 1 | how often the background worker looks for cases to verify and re-evaluation jobs |
 | ``REEVALUATION_BATCH_SIZE`` | 5000 | cases per re-evaluation batch (one transaction each, keyset pagination) |
 | ``REEVALUATION_LANES`` | 2 | PostgreSQL: batches in flight at once (the engine's work overlaps the database's) |
+| ``DECISION_GROUP_COMMIT`` | true | PostgreSQL: officers' decisions that arrive while earlier ones are being written share one transaction (one lock, one vault read, one write statement, one commit; decisions.py) |
+| ``DECISION_GROUP_WRITERS`` | 2 | decision groups in flight at once |
+| ``DECISION_GROUP_MAX`` | 32 | decisions per group at most |
 | ``STALE_STANDARD_MONTHS`` | 12 | a 低保 standard not adjusted for longer is flagged stale (动态调整, SX 二(三)5) |
 """
 from __future__ import annotations
@@ -33,6 +36,9 @@ class Settings(ServiceSettings):
     partner_verification_urls: Annotated[dict[str, str], NoDecode] = {}
     partner_verification_token: str | None = None
     partner_timeout_s: float = 5.0
+    decision_group_commit: bool = True
+    decision_group_writers: int = 2
+    decision_group_max: int = 32
     partner_retries: int = 2
     partner_retry_backoff_s: float = 0.5
     partner_concurrency: int = 16

@@ -9,7 +9,7 @@ from shared.events.base import EventData
 from shared.logging import correlation_id_var
 from shared.messaging.envelope import Envelope
 from shared.messaging.tables import outbox
-from shared.writes import Writes
+from shared.writes import RowSets, Writes
 
 
 def outbox_row(env: Envelope) -> dict[str, Any]:
@@ -36,6 +36,9 @@ class UnitOfWork:
         # Writes the use case leaves for the end of its transaction, sent with its outbox event in
         # one statement on PostgreSQL (shared/writes.py).
         self.writes = Writes()
+        # Rows of a group of use cases sharing this transaction (a group commit), sent with all
+        # their outbox events in one statement whatever the group's size (shared/writes.py).
+        self.rows = RowSets()
 
     async def __aenter__(self) -> "UnitOfWork":
         if not self._external:
@@ -86,8 +89,13 @@ class UnitOfWork:
         transaction). A lone event goes into the writes' statement; several keep their emit order
         (the outbox's sequence) in one executemany."""
         rows, self._rows = self._rows, []
-        if len(rows) == 1 and self.writes:
+        if self.rows:
+            for row in rows:
+                self.rows.insert(outbox, row)
+            rows = []
+        elif len(rows) == 1 and self.writes:
             self.writes.insert(outbox, rows.pop())
         await self.writes.execute(self.session)
+        await self.rows.execute(self.session)
         if rows:
             await self.session.execute(outbox.insert(), rows)

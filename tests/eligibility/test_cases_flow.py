@@ -322,7 +322,8 @@ async def test_a_partner_system_pushes_its_answer_later(tmp_path: Path) -> None:
 async def test_a_decision_is_three_statements_on_postgresql(database_url: str) -> None:
     """The officers' decision is on every case's path: on PostgreSQL it locks the case, reads the
     numbers for its event from the vault and writes everything else (decision, case, benefit,
-    event, audit entry) in one statement (shared/writes.py); SQLite sends them one by one."""
+    event, audit entry) in one statement (shared/writes.py); SQLite sends them one by one. On
+    PostgreSQL the decision runs in a group commit's task (decisions.py), alone here."""
     app = app_for(database_url, Partners(), partner_verification_urls=ALL_URLS)
     async with running(app) as c:
         await _standards(c)
@@ -330,11 +331,12 @@ async def test_a_decision_is_three_statements_on_postgresql(database_url: str) -
         await wait_status(c, case_id, "proposed", headers=CLERK)
         statements: list[str] = []
         engine = app.state.runtime.engine.sync_engine
-        me = asyncio.current_task()  # the request runs in this task (ASGI transport); the relay,
-        # the sealer and the verification scheduler run in their own
+        me = asyncio.current_task()  # the request runs in this task (ASGI transport), its group
+        # commit in "decision-group"; the relay, the sealer and the verification scheduler in their own
 
         def listener(conn, cur, stmt, *a) -> None:
-            if asyncio.current_task() is me:
+            task = asyncio.current_task()
+            if task is me or (task is not None and task.get_name() == "decision-group"):
                 statements.append(stmt)
         sa.event.listen(engine, "before_cursor_execute", listener)
         r = await c.post(f"/v1/cases/{case_id}/decision", json={"action": "confirm"}, headers=CLERK)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from shared.db import UTCDateTime, make_engine, make_session_factory
 from shared.settings import ServiceSettings
-from shared.writes import Writes
+from shared.writes import RowSets, Writes
 
 meta = sa.MetaData()
 things = sa.Table("things", meta, sa.Column("id", sa.String(8), primary_key=True),
@@ -96,3 +96,51 @@ async def test_a_lone_write_is_not_wrapped(database_url: str, kind: str) -> None
     assert len(statements) == 1 and not statements[0].startswith("WITH")
     row = dict((r[0], r) for r in got_things)["z" if kind == "insert" else "b"]
     assert row[4] == (5 if kind == "insert" else 7)
+
+
+def _row_sets(n: int) -> RowSets:
+    """``n`` new things (every other one with NULLs), an update of b and c, a note per thing."""
+    rows = RowSets()
+    for i in range(n):
+        rows.insert(things, {"id": f"n{i:02d}", "doc": None if i % 2 else {"i": i, "s": "四"}, "at": AT,
+                             "n": None if i % 2 else i})
+        rows.insert(notes, {"thing_id": f"n{i:02d}", "text": f"note {i}"})
+    rows.update(things, {"id": "b"}, {"doc": None, "n": 11})
+    rows.update(things, {"id": "c"}, {"doc": {"v": 22}, "n": None})
+    return rows
+
+
+@pytest.mark.parametrize("n", [1, 7])
+async def test_row_sets_store_any_number_of_rows_in_one_statement(database_url: str, n: int) -> None:
+    got_things, got_notes, statements = await _run(database_url, [_row_sets(n), _row_sets(n + 3)])
+    by_id = {r[0]: r for r in got_things}
+    # the second set re-inserts the first set's ids: a duplicate key fails that whole set
+    assert sorted(by_id) == sorted(["b", "c", *(f"n{i:02d}" for i in range(n))])
+    for i in range(n):
+        doc, text, at, num = by_id[f"n{i:02d}"][1:]
+        if i % 2:
+            assert (doc, text, num) == (None, None, None)  # SQL NULL in the JSON column, not 'null'
+        else:
+            assert (doc, num) == ({"i": i, "s": "四"}, i)
+        assert at == AT
+    assert by_id["b"][1:3] == (None, None) and by_id["b"][4] == 11
+    assert by_id["c"][1] == {"v": 22} and by_id["c"][4] is None
+    assert got_notes == [(f"n{i:02d}", f"note {i}") for i in range(n)]
+    if database_url.startswith("postgresql"):
+        # one statement per set, the same text for both sizes (one prepared statement)
+        assert len(statements) == 2 and statements[0] == statements[1]
+        assert "unnest" in statements[0]
+
+
+async def test_row_sets_keep_each_tables_rows_in_order(database_url: str) -> None:
+    rows = RowSets()
+    for i in (3, 1, 2, 0, 4):
+        rows.insert(notes, {"thing_id": f"t{i}", "text": str(i)})
+    await _run(database_url, [rows])
+    engine = make_engine(ServiceSettings(database_url=database_url))
+    try:
+        async with engine.connect() as conn:
+            order = (await conn.execute(sa.select(notes.c.thing_id).order_by(notes.c.id))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert order == ["t3", "t1", "t2", "t0", "t4"]  # the sequence follows the order written
