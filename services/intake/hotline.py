@@ -110,9 +110,12 @@ class HotlineService:
     async def refresh_gauge(self) -> None:
         today = to_shanghai_date(self.intake.clock())
         async with self.runtime.session_factory() as s:
+            # grouped by the output column: two copies of the comparison would be two parameters,
+            # which PostgreSQL refuses as different expressions
+            overdue = (hotline_calls.c.due_by < today).label("overdue")
             rows = dict((await s.execute(
-                sa.select(hotline_calls.c.due_by < today, sa.func.count()).where(hotline_calls.c.state == "open")
-                .group_by(hotline_calls.c.due_by < today))).all())
+                sa.select(overdue, sa.func.count()).where(hotline_calls.c.state == "open")
+                .group_by(overdue))).all())
         metrics.HOTLINE_CALLS_OPEN.labels("true").set(int(rows.get(True, 0)))
         metrics.HOTLINE_CALLS_OPEN.labels("false").set(int(rows.get(False, 0)))
 
