@@ -123,10 +123,16 @@ class PersonVault:
         return swap(tree, {pid: self.key(pid) for pid in strings_in(tree, looks_like_id)})
 
     # -- the vault (I/O on the caller's session, inside its transaction) ----------------------
-    async def keep(self, session: Any, person_ids: Iterable[str]) -> dict[str, str]:
-        """Store every number not yet in the vault; returns number → key."""
+    async def keep(self, session: Any, person_ids: Iterable[str], *, rows: Any = None) -> dict[str, str]:
+        """Store every number not yet in the vault; returns number → key. ``rows``: the caller's
+        ``RowSets`` (shared/writes.py): the numbers then go into its one statement, each sealed
+        and left out there if already kept, instead of a look-up and an insert of their own."""
         mapping = {pid: self.key(pid) for pid in dict.fromkeys(person_ids)}
         if not mapping:
+            return mapping
+        if rows is not None:
+            for pid in mapping:
+                rows.insert(self.table, self.seal(pid), ignore_conflicts=True)
             return mapping
         known: set[str] = set()
         keys = list(mapping.values())

@@ -19,6 +19,7 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 # Built statements by shape: which tables (the Table objects: two metadata may name a table
@@ -112,8 +113,10 @@ class RowSets:
     def __bool__(self) -> bool:
         return bool(self._groups)
 
-    def insert(self, table: sa.Table, row: dict[str, Any]) -> None:
-        self._groups.setdefault(("insert", table, tuple(row), ()), []).append(row)
+    def insert(self, table: sa.Table, row: dict[str, Any], *, ignore_conflicts: bool = False) -> None:
+        """``ignore_conflicts``: a row whose unique key is taken is left out (ON CONFLICT DO NOTHING)."""
+        kind = "insert_ignore" if ignore_conflicts else "insert"
+        self._groups.setdefault((kind, table, tuple(row), ()), []).append(row)
 
     def update(self, table: sa.Table, key: dict[str, Any], values: dict[str, Any]) -> None:
         self._groups.setdefault(("update", table, tuple(values), tuple(key)), []).append({**values, **key})
@@ -127,6 +130,12 @@ class RowSets:
             # one by one through Writes (SQL NULL for None in JSON columns, cached statements)
             writes = Writes()
             for (kind, table, columns, key), rows in groups.items():
+                if kind == "insert_ignore":
+                    await writes.execute(session)  # what came before it, in order
+                    for r in rows:  # None as SQL NULL, as everywhere here
+                        await session.execute(sqlite.insert(table).values(
+                            {c: sa.null() if v is None else v for c, v in r.items()}).on_conflict_do_nothing())
+                    continue
                 for r in rows:
                     if kind == "insert":
                         writes.insert(table, r)
@@ -174,9 +183,10 @@ def _unnest_statement(shape: tuple[Any, ...], dialect: Any) -> tuple[sa.TextClau
         encoders.append(enc)
         source = (f"unnest({', '.join(arrays)}) WITH ORDINALITY AS u({', '.join(f'c{j}' for j in range(len(names)))}, ord)")
         target = prep.format_table(table)
-        if kind == "insert":
+        if kind in ("insert", "insert_ignore"):
+            ignore = " ON CONFLICT DO NOTHING" if kind == "insert_ignore" else ""
             ctes.append(f"g{g} AS (INSERT INTO {target} ({', '.join(prep.quote(c) for c in columns)}) "
-                        f"SELECT {', '.join(exprs[c] for c in columns)} FROM {source} ORDER BY u.ord)")
+                        f"SELECT {', '.join(exprs[c] for c in columns)} FROM {source} ORDER BY u.ord{ignore})")
         else:
             sets = ", ".join(f"{prep.quote(c)} = {exprs[c]}" for c in columns)
             match = " AND ".join(f"t.{prep.quote(c)} = {exprs[c]}" for c in key)

@@ -107,8 +107,12 @@ class CaseService:
         A programme that needs no partner source (临时救助, L3) gets its proposal here, in the
         same transaction: the verifier would have nothing to ask, only a hop to wait for."""
         ids = {data.application_id for _, data in events}
-        existing = set((await tx.session.execute(
-            sa.select(cases.c.application_id).where(cases.c.application_id.in_(ids)))).scalars())
+        # On PostgreSQL the batch's writes (vault, cases, outbox) go out as one statement whatever
+        # the batch's size (shared/writes.py RowSets), and the look-up is one statement too.
+        pg = tx.session.bind is not None and tx.session.bind.dialect.name == "postgresql"
+        wanted = (cases.c.application_id == sa.any_(sa.bindparam("ids", sorted(ids), type_=postgresql.ARRAY(sa.String)))
+                  if pg else cases.c.application_id.in_(ids))
+        existing = set((await tx.session.execute(sa.select(cases.c.application_id).where(wanted))).scalars())
         now = utcnow()
         todo: list[tuple[Envelope, ApplicationSubmitted]] = []
         snap = None
@@ -122,7 +126,7 @@ class CaseService:
         # from here on the cases know their people by key; the numbers go to the vault
         households = [data.household.model_dump(mode="json") for _, data in todo]
         keys = await self.persons.keep(tx.session, [m["person_id"] for h in households for m in h["members"]]
-                                       + [data.applicant_person_id for _, data in todo])
+                                       + [data.applicant_person_id for _, data in todo], rows=tx.rows if pg else None)
         rows: list[dict[str, Any]] = []
         for (env, data), household in zip(todo, households):
             case_id = str(uuid.uuid4())
@@ -145,8 +149,12 @@ class CaseService:
                 applicant_person_id=data.applicant_person_id, household_size=len(data.household.members),
                 received_at=data.received_at, opened_at=now), subject=data.application_id,
                 correlation_id=env.correlation_id)
-        for same in by_columns(rows):
-            await tx.session.execute(cases.insert(), same)
+        if pg:
+            for row in rows:
+                tx.rows.insert(cases, row)
+        else:
+            for same in by_columns(rows):
+                await tx.session.execute(cases.insert(), same)
         if any(r["status"] == "verifying" for r in rows):
             # The partners are asked by the background worker, outside this transaction; nudge
             # it right after the commit (its poll is the safety net).

@@ -1,6 +1,7 @@
 """The writes of a use case or of a run of events on applications, kept in memory and stored
 set-based at the end: per application one UPDATE with its merged values, and one executemany
-each for the timeline steps, the transfers and the channel feedback rows.
+each for the timeline steps, the transfers and the channel feedback rows — on PostgreSQL all of
+them in one statement.
 
 Why collected rather than written as they come: a consumer batch of N CaseOpened/DecisionMade
 events would otherwise cost 2–4 statements per event (each one built, compiled and sent); now
@@ -18,8 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import by_columns
+from shared.writes import RowSets
 
 from services.intake.channel_feedback import INSERT_FEEDBACK
+from services.intake.models import channel_feedback
 from services.intake.models import application_steps, applications, transfers
 
 # What the event handlers read of an application (the household and JSON columns stay unread).
@@ -57,6 +60,17 @@ class TimelineWrites:
         return {**row, **self.values.get(row["id"], {})}
 
     async def flush(self, session: AsyncSession) -> None:
+        if session.bind is not None and session.bind.dialect.name == "postgresql":
+            # one statement for the whole run, whatever its size (shared/writes.py RowSets)
+            rows = RowSets()
+            for key, values in self.values.items():
+                rows.update(applications, {"id": key}, values)
+            for table, new in ((application_steps, self.steps), (transfers, self.transfers),
+                               (channel_feedback, self.feedback)):
+                for row in new:
+                    rows.insert(table, row)
+            await rows.execute(session)
+            return
         for same in by_columns([{"application_key": k, **v} for k, v in self.values.items()]):
             await session.execute(_SET, same)
         if self.steps:

@@ -164,3 +164,32 @@ async def test_in_process_bus_delivers_relay_batches_to_the_batch_path(database_
         await bus.publish([OutgoingMessage(topic=m.topic, key=m.key or "", value=m.value) for m in outgoing])
         assert seen == [[f"app-{i}" for i in range(10)]]
         assert await application_ids(rt) == sorted(f"app-{i}" for i in range(10))
+
+
+async def test_a_batch_of_applications_is_few_statements_on_postgresql(database_url: str) -> None:
+    """Eligibility's consumer is on every case's path: on PostgreSQL a fetched run of applications
+    costs the inbox insert, one look-up of existing cases and one statement with the vault's
+    numbers, the cases and their outbox events (shared/writes.py RowSets) — for 3 events or 30."""
+    import asyncio
+    app = eligibility(database_url, RecordingBus())
+    async with running(app):
+        rt = app.state.runtime
+        consumer = rt.consumers[0]
+        me = asyncio.current_task()
+        statements: list[str] = []
+
+        def listener(conn, cur, stmt, *a) -> None:
+            if asyncio.current_task() is me:
+                statements.append(stmt)
+        sa.event.listen(rt.engine.sync_engine, "before_cursor_execute", listener)
+        for size, start in ((3, 0), (30, 3)):
+            statements.clear()
+            await consumer.handle_batch(batch(size, start))
+            if database_url.startswith("postgresql"):
+                writes = [s for s in statements if "unnest" in s]
+                assert len(statements) <= 4 and len(writes) == 1, statements
+                for table in ("person_vault", "cases", "outbox"):
+                    assert f" {table} " in writes[0], table
+        sa.event.remove(rt.engine.sync_engine, "before_cursor_execute", listener)
+        assert await application_ids(rt) == sorted(f"app-{i}" for i in range(33))
+        assert await opened_events(rt) == sorted(f"app-{i}" for i in range(33))

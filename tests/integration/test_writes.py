@@ -144,3 +144,15 @@ async def test_row_sets_keep_each_tables_rows_in_order(database_url: str) -> Non
     finally:
         await engine.dispose()
     assert order == ["t3", "t1", "t2", "t0", "t4"]  # the sequence follows the order written
+
+
+async def test_row_sets_can_leave_out_rows_whose_key_is_taken(database_url: str) -> None:
+    rows = RowSets()
+    rows.insert(things, {"id": "b", "doc": {"v": 99}, "at": AT, "n": 99}, ignore_conflicts=True)  # b exists
+    rows.insert(things, {"id": "e", "doc": None, "at": AT, "n": 5}, ignore_conflicts=True)
+    rows.insert(notes, {"thing_id": "e", "text": "kept"})
+    got_things, got_notes, _ = await _run(database_url, [rows])
+    by_id = {r[0]: r for r in got_things}
+    assert by_id["b"][4] == 1 and by_id["b"][1] == {"v": 1}  # the row already there is left as it was
+    assert by_id["e"][4] == 5 and by_id["e"][2] is None
+    assert got_notes == [("e", "kept")]
