@@ -70,8 +70,3 @@ class GroupCommit(Generic[T, R]):
                         fut.set_result(result)
         finally:
             self._in_flight -= 1
-
-    async def close(self) -> None:
-        """Waits for the groups in flight (at shutdown, before the engine is disposed)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)

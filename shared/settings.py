@@ -55,8 +55,9 @@ class ServiceSettings(BaseSettings):
     cors_allow_origins: list[str] = []
     # Long-lived start-up objects (models, routes, schemas) are moved out of the collector's
     # sight once started, and young-generation collections run less often: fewer and shorter
-    # pauses on the hot path. Process-wide; each service runs in its own process in production (the test suite, which starts
-    # many apps in one process, turns it off: a frozen app would never be collected).
+    # pauses on the hot path. Process-wide; each service runs in its own process in production
+    # (the test suite, which starts many apps in one process, turns it off: a frozen app would
+    # never be collected).
     gc_freeze_on_start: bool = True
     gc_gen0_threshold: int = 20000
     log_level: str = "INFO"

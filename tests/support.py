@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from contextlib import asynccontextmanager
 from datetime import date
@@ -70,7 +71,6 @@ async def bounded(body: Awaitable[Any], timeout: float = 120.0) -> Any:
     and the test fails instead of stalling the suite. Seen in tests/security/test_abuse_limits.py
     under CPU load: about one run in eight of the body, run directly in the test's task with two
     embedded apps, never returned (not reproduced once in its own task; the cause is not found)."""
-    import sys
     task = asyncio.ensure_future(body)
     done, _ = await asyncio.wait({task}, timeout=timeout)
     if not done:

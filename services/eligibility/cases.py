@@ -65,13 +65,17 @@ async def lock_case(session: AsyncSession, case_id: str,
     return (await session.execute(q)).mappings().first()
 
 
+def _any_of(column: sa.Column[Any], values: list[str]) -> Any:
+    """``column = ANY(array)`` (PostgreSQL): one statement text for any number of values, where
+    ``IN`` renders one per count."""
+    return column == sa.any_(sa.bindparam(f"{column.name}_any", values, type_=postgresql.ARRAY(sa.String)))
+
+
 async def lock_cases(session: AsyncSession, case_ids: list[str],
                      columns: tuple[str, ...]) -> dict[str, Mapping[str, Any]]:
     """``columns`` of several cases (PostgreSQL), locked in id order: two groups locking
     overlapping cases cannot deadlock. One statement whatever their number."""
-    ids = sorted(set(case_ids))
-    q = (sa.select(*[cases.c[c] for c in columns])
-         .where(cases.c.id == sa.any_(sa.bindparam("ids", ids, type_=postgresql.ARRAY(sa.String))))
+    q = (sa.select(*[cases.c[c] for c in columns]).where(_any_of(cases.c.id, sorted(set(case_ids))))
          .order_by(cases.c.id).with_for_update())
     return {r["id"]: r for r in (await session.execute(q)).mappings().all()}
 
@@ -110,8 +114,7 @@ class CaseService:
         # On PostgreSQL the batch's writes (vault, cases, outbox) go out as one statement whatever
         # the batch's size (shared/writes.py RowSets), and the look-up is one statement too.
         pg = tx.session.bind is not None and tx.session.bind.dialect.name == "postgresql"
-        wanted = (cases.c.application_id == sa.any_(sa.bindparam("ids", sorted(ids), type_=postgresql.ARRAY(sa.String)))
-                  if pg else cases.c.application_id.in_(ids))
+        wanted = _any_of(cases.c.application_id, sorted(ids)) if pg else cases.c.application_id.in_(ids)
         existing = set((await tx.session.execute(sa.select(cases.c.application_id).where(wanted))).scalars())
         now = utcnow()
         todo: list[tuple[Envelope, ApplicationSubmitted]] = []

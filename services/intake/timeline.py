@@ -22,8 +22,7 @@ from shared.db import by_columns
 from shared.writes import RowSets
 
 from services.intake.channel_feedback import INSERT_FEEDBACK
-from services.intake.models import channel_feedback
-from services.intake.models import application_steps, applications, transfers
+from services.intake.models import application_steps, applications, channel_feedback, transfers
 
 # What the event handlers read of an application (the household and JSON columns stay unread).
 EVENT_COLUMNS = ("id", "status", "program", "channel", "channel_ref", "region_code", "applicant_person_enc",

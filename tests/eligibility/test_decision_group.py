@@ -20,7 +20,7 @@ from tests.eligibility.helpers import (
     ALL_URLS, COUNTY, Partners, app_for, count, deliver, member, publish, submitted, wait_status,
 )
 from tests.eligibility.test_cases_flow import CLERK, COUNTY_OFFICER, STANDARDS
-from tests.support import running
+from tests.support import bounded, running
 
 
 @pytest.fixture
@@ -45,6 +45,10 @@ async def _stored_events(app) -> list[Envelope]:
 
 
 async def test_decisions_arriving_together_are_each_answered_as_alone(pg_url: str) -> None:
+    await bounded(_together(pg_url))
+
+
+async def _together(pg_url: str) -> None:
     app = app_for(pg_url, Partners(), partner_verification_urls=ALL_URLS)
     async with running(app) as c:
         ids = await _proposed_cases(app, c, 12)
@@ -94,6 +98,10 @@ async def test_decisions_arriving_together_are_each_answered_as_alone(pg_url: st
 
 
 async def test_a_group_whose_writes_fail_is_decided_one_by_one(pg_url: str, monkeypatch) -> None:
+    await bounded(_failing_group(pg_url, monkeypatch))
+
+
+async def _failing_group(pg_url: str, monkeypatch) -> None:
     app = app_for(pg_url, Partners(), partner_verification_urls=ALL_URLS)
     real = shared_writes.RowSets.execute
     failed: list[int] = []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 import orjson
 
+from services.intake import metrics as intake_metrics
+
 from tests.intake.conftest import intake
 from tests.support import auth, eventually
 
@@ -59,7 +61,6 @@ async def test_calls_are_routed_answered_and_fed_back(database_url: str) -> None
         r = await client.get("/v1/hotline-calls?state=open", headers=OP)
         assert [x["work_order"] for x in r.json()] == ["WO-101"]
         # the open-calls gauge (refreshed on each /metrics scrape) counts on both databases
-        from services.intake import metrics as intake_metrics
         await app.state.runtime.hotline.refresh_gauge()
         assert intake_metrics.HOTLINE_CALLS_OPEN.labels("false")._value.get() == 1
         r = await client.get(f"/v1/hotline-calls/{call['call_id']}", headers=auth("hotline_operator", region="522702000000"))
