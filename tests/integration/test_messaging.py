@@ -186,3 +186,37 @@ async def test_crash_after_commit_before_publish_delivers_after_restart(database
                 break
             await asyncio.sleep(0.05)
     assert [m.topic for m in bus.published] == ["eligibility.case"]
+
+
+@pytest.fixture
+def pg_url(pg_databases) -> str:
+    return pg_databases.new("relaylock")
+
+
+async def test_a_relay_without_the_replica_lock_publishes_nothing_until_it_is_free(pg_url: str) -> None:
+    """Only one relay per database publishes (per-subject order across replicas). The lock is taken in
+    the outbox read itself: while another replica holds it, a round finds nothing and publishes
+    nothing; once it is free the rows go out, each once."""
+    from shared.messaging.relay import _PG_RELAY_LOCK
+
+    bus = RecordingBus()
+    app = eligibility(pg_url, bus)
+    async with running(app):
+        rt = app.state.runtime
+        async with rt.engine.connect() as other:  # the other replica's relay
+            await other.execute(sa.select(sa.func.pg_advisory_lock(_PG_RELAY_LOCK)))
+            for i in range(3):
+                await rt.consumers[0].handle(message(submitted(f"app-lock-{i}", seq=i + 1)))
+            assert await rt.relay.publish_pending() == 0
+            await asyncio.sleep(0.2)  # the background relay's polls and wake-ups find nothing either
+            assert bus.published == []
+            assert await rt.relay.backlog() == 3
+            await other.execute(sa.select(sa.func.pg_advisory_unlock(_PG_RELAY_LOCK)))
+            await other.commit()
+        rt.relay.wake()
+        for _ in range(100):
+            if await rt.relay.backlog() == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await rt.relay.backlog() == 0
+        assert sorted(m.key for m in bus.published) == ["app-lock-0", "app-lock-1", "app-lock-2"]

@@ -71,3 +71,48 @@ async def _three_commits(relay: CountingRelay) -> list[int]:
 async def test_linger_lets_commits_right_behind_join_one_round() -> None:
     assert await _three_commits(CountingRelay(linger_s=0.1)) == [3]
     assert await _three_commits(CountingRelay(linger_s=0.0)) == [1, 1, 1]  # without it: a round each
+
+
+async def test_a_part_batch_is_not_followed_by_an_empty_round() -> None:
+    """A round that took fewer rows than its batch size took everything committed before its read;
+    the next round waits for a wake-up (or the poll) instead of reading an empty outbox at once."""
+    relay = CountingRelay(linger_s=0.0)
+    relay.batch_size = 10
+    calls = 0
+    taken = relay.publish_pending
+
+    async def counted() -> int:
+        nonlocal calls
+        calls += 1
+        return await taken()
+
+    relay.publish_pending = counted  # type: ignore[method-assign]
+    relay.pending = 3
+    await relay.start()
+    try:
+        await asyncio.sleep(0.2)
+    finally:
+        await relay.stop()
+    assert relay.rounds == [3]
+    assert calls == 1, f"{calls} rounds for one part batch"
+
+
+async def test_a_full_batch_is_followed_by_the_next_round_at_once() -> None:
+    relay = CountingRelay(linger_s=0.0)
+    relay.batch_size = 2
+
+    async def in_batches() -> int:
+        n = min(relay.pending, relay.batch_size)
+        relay.pending -= n
+        if n:
+            relay.rounds.append(n)
+        return n
+
+    relay.publish_pending = in_batches  # type: ignore[method-assign]
+    relay.pending = 5
+    await relay.start()
+    try:
+        await asyncio.sleep(0.2)  # the poll is 5 s: only "more are waiting" explains further rounds
+    finally:
+        await relay.stop()
+    assert relay.rounds == [2, 2, 1]
