@@ -37,7 +37,7 @@ class Settings(ServiceSettings):
     partner_verification_token: str | None = None
     partner_timeout_s: float = 5.0
     decision_group_commit: bool = True
-    decision_group_writers: int = 2
+    decision_group_writers: int = 4
     decision_group_max: int = 32
     partner_retries: int = 2
     partner_retry_backoff_s: float = 0.5
