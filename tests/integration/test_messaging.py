@@ -54,6 +54,16 @@ def eligibility(database_url: str, bus: Bus):
                                                   outbox_poll_interval_s=0.05), bus=bus)
 
 
+async def drained(relay, seconds: float = 10.0) -> None:
+    """Wakes the relay and waits until its outbox backlog is empty."""
+    relay.wake()
+    for _ in range(int(seconds / 0.05)):
+        if await relay.backlog() == 0:
+            return
+        await asyncio.sleep(0.05)
+    assert await relay.backlog() == 0
+
+
 async def count(runtime, table: sa.Table) -> int:
     async with runtime.session_factory() as s:
         return int(await s.scalar(sa.select(sa.func.count()).select_from(table)))
@@ -160,12 +170,7 @@ async def test_bus_down_keeps_events_in_outbox_until_it_returns(database_url: st
         assert await rt.relay.backlog() == 3
         assert rt.relay.last_error
         bus.down = False
-        rt.relay.wake()
-        for _ in range(200):
-            if await rt.relay.backlog() == 0:
-                break
-            await asyncio.sleep(0.05)
-        assert await rt.relay.backlog() == 0
+        await drained(rt.relay)
         assert len(bus.published) == 3
 
 
@@ -213,10 +218,5 @@ async def test_a_relay_without_the_replica_lock_publishes_nothing_until_it_is_fr
             assert await rt.relay.backlog() == 3
             await other.execute(sa.select(sa.func.pg_advisory_unlock(_PG_RELAY_LOCK)))
             await other.commit()
-        rt.relay.wake()
-        for _ in range(100):
-            if await rt.relay.backlog() == 0:
-                break
-            await asyncio.sleep(0.05)
-        assert await rt.relay.backlog() == 0
+        await drained(rt.relay)
         assert sorted(m.key for m in bus.published) == ["app-lock-0", "app-lock-1", "app-lock-2"]
