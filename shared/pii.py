@@ -147,19 +147,10 @@ class PersonVault:
             await session.execute(insert(self.table).values(rows).on_conflict_do_nothing())
         return mapping
 
-    async def reveal(self, session: Any, keys: Iterable[str],
-                     tokens: Mapping[str, str] | None = None) -> dict[str, str]:
-        """key → number for every key in the vault (unknown keys are left out). ``tokens``: sealed
-        numbers already read with the rows (key → token); only the keys not among them are looked up."""
+    async def reveal(self, session: Any, keys: Iterable[str]) -> dict[str, str]:
+        """key → number for every key in the vault (unknown keys are left out)."""
+        wanted = [k for k in dict.fromkeys(keys) if k]
         out: dict[str, str] = {}
-        wanted = []
-        for k in dict.fromkeys(keys):
-            if not k:
-                continue
-            if tokens is not None and k in tokens:
-                out[k] = self.open(k, tokens[k])
-            else:
-                wanted.append(k)
         for i in range(0, len(wanted), _CHUNK):
             rows = (await session.execute(sa.select(self.table.c.person_key, self.table.c.person_enc).where(
                 self.table.c.person_key.in_(wanted[i:i + _CHUNK])))).all()

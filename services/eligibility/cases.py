@@ -71,31 +71,13 @@ def _any_of(column: sa.Column[Any], values: list[str]) -> Any:
     return column == sa.any_(sa.bindparam(f"{column.name}_any", values, type_=postgresql.ARRAY(sa.String)))
 
 
-async def lock_cases(session: AsyncSession, case_ids: list[str], columns: tuple[str, ...],
-                     vault: sa.Table | None = None) -> dict[str, Mapping[str, Any]]:
+async def lock_cases(session: AsyncSession, case_ids: list[str],
+                     columns: tuple[str, ...]) -> dict[str, Mapping[str, Any]]:
     """``columns`` of several cases (PostgreSQL), locked in id order: two groups locking
-    overlapping cases cannot deadlock. One statement whatever their number. With ``vault``, each
-    row also carries ``vault_tokens``: the vault's sealed numbers (key → token) of every person
-    key in the case's applicant, proposal and proposal inputs, read in the same round trip."""
-    selected: list[Any] = [cases.c[c] for c in columns]
-    if vault is not None:
-        selected.append(_vault_tokens(vault).label("vault_tokens"))
-    q = (sa.select(*selected).where(_any_of(cases.c.id, sorted(set(case_ids))))
-         .order_by(cases.c.id).with_for_update(of=cases))
+    overlapping cases cannot deadlock. One statement whatever their number."""
+    q = (sa.select(*[cases.c[c] for c in columns]).where(_any_of(cases.c.id, sorted(set(case_ids))))
+         .order_by(cases.c.id).with_for_update())
     return {r["id"]: r for r in (await session.execute(q)).mappings().all()}
-
-
-# Every string in the case's JSON that is shaped like a person key (what pii.strings_in finds).
-_KEYS_IN_CASE = sa.text("""ARRAY(SELECT jsonb_path_query(jsonb_build_array(
-    to_jsonb(cases.applicant_person_id), cases.proposal::jsonb, cases.proposal_inputs::jsonb),
-    'strict $.** ? (@.type() == "string" && @ like_regex "^[0-9a-f]{64}$")') #>> '{}')""")
-
-
-def _vault_tokens(vault: sa.Table) -> sa.ScalarSelect[Any]:
-    return (sa.select(sa.func.coalesce(sa.func.jsonb_object_agg(vault.c.person_key, vault.c.person_enc),
-                                       sa.text("'{}'::jsonb"), type_=postgresql.JSONB))
-            .where(vault.c.person_key == sa.any_(sa.literal_column(_KEYS_IN_CASE.text)))
-            .correlate(cases).scalar_subquery())
 
 
 def policy_region(row: Mapping[str, Any]) -> str:

@@ -168,12 +168,7 @@ class DecisionService:
         out: list[dict[str, Any] | BaseException] = [RuntimeError("not decided")] * len(requests)
         try:
             async with self.runtime.uow() as tx:
-                # the vault's sealed numbers come with the locked rows (one round trip fewer)
-                rows = await lock_cases(tx.session, [r.case_id for r in requests], DECISION_COLUMNS,
-                                        vault=self.persons.table)
-                tokens: dict[str, str] = {}
-                for r in rows.values():
-                    tokens.update(r["vault_tokens"] or {})
+                rows = await lock_cases(tx.session, [r.case_id for r in requests], DECISION_COLUMNS)
                 plans: list[tuple[int, Plan]] = []
                 for i, request in enumerate(requests):
                     row = rows.get(request.case_id)
@@ -184,7 +179,7 @@ class DecisionService:
                         continue
                     rows[request.case_id] = {**row, "status": "decided"}  # type: ignore[dict-item]
                     plans.append((i, plan))
-                numbers = await self.persons.reveal(tx.session, [k for _, p in plans for k in p.keys], tokens)
+                numbers = await self.persons.reveal(tx.session, [k for _, p in plans for k in p.keys])
                 for i, plan in plans:
                     out[i] = await self._write(tx, tx.rows, plan, numbers)
         except Exception:

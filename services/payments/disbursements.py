@@ -138,7 +138,11 @@ class DisbursementService:
         await self.clocks.close(tx, closing)
         if not planned:
             return
-        keys = await self.persons.keep(s, [data.applicant_person_id for data, _ in planned.values()])
+        # On PostgreSQL the new numbers join the commit's one statement (shared/writes.py RowSets,
+        # ON CONFLICT DO NOTHING) instead of a look-up and an insert here: nothing below reads the vault.
+        pg = s.bind.dialect.name == "postgresql"
+        keys = await self.persons.keep(s, [data.applicant_person_id for data, _ in planned.values()],
+                                       rows=tx.rows if pg else None)
         now = utcnow()
         rows = {did: _disbursement_row(did, data, stages, keys[data.applicant_person_id], pay_by[data.case_id], now)
                 for did, (data, stages) in planned.items()}

@@ -319,9 +319,9 @@ async def test_a_partner_system_pushes_its_answer_later(tmp_path: Path) -> None:
         assert [f["origin"] for f in case["facts"] if f["source"] == "real_estate"] == ["partner"]
 
 
-async def test_a_decision_is_two_statements_on_postgresql(database_url: str) -> None:
-    """The officers' decision is on every case's path: on PostgreSQL it locks the case and reads the
-    sealed numbers for its event from the vault in one statement, and writes everything else (decision, case, benefit,
+async def test_a_decision_is_three_statements_on_postgresql(database_url: str) -> None:
+    """The officers' decision is on every case's path: on PostgreSQL it locks the case, reads the
+    numbers for its event from the vault and writes everything else (decision, case, benefit,
     event, audit entry) in one statement (shared/writes.py); SQLite sends them one by one. On
     PostgreSQL the decision runs in a group commit's task (decisions.py), alone here."""
     app = app_for(database_url, Partners(), partner_verification_urls=ALL_URLS)
@@ -344,8 +344,8 @@ async def test_a_decision_is_two_statements_on_postgresql(database_url: str) -> 
         assert r.status_code == 201, r.text
         writes = [s for s in statements if not s.lstrip().upper().startswith("SELECT")]
         if database_url.startswith("postgresql"):
-            assert len(statements) == 2, statements
-            assert "FOR UPDATE" in statements[0] and "person_vault" in statements[0]
+            assert len(statements) == 3, statements
+            assert "FOR UPDATE" in statements[0] and "person_vault" in statements[1]
             [combined] = writes
             for table in ("decisions", "benefits", "benefit_households", "cases", "outbox", "audit_pending"):
                 assert f" {table} " in combined, table
@@ -355,6 +355,6 @@ async def test_a_decision_is_two_statements_on_postgresql(database_url: str) -> 
         assert r.json() == (await c.get(f"/v1/decisions/{r.json()['decision_id']}", headers=CLERK)).json()
         [made] = await events(app, DecisionMade.TYPE)
         assert made.case_id == case_id and made.outcome == r.json()["outcome"]
-        assert made.applicant_person_id == ELDER["person_id"]  # the number, from the vault's token
+        assert made.applicant_person_id == ELDER["person_id"]  # the number, from the vault
         assert made.covered_person_ids == [ELDER["person_id"]]
         assert await count(app, decisions) == 1
