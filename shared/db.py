@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from shared.settings import ServiceSettings
@@ -150,6 +151,14 @@ class InsertIgnoring:
         if not rows:
             return set()
         return set((await session.execute(self._returning[self._dialect(session)], rows)).scalars())
+
+
+def one_of(column: Any, values: list[Any], *, postgres: bool) -> Any:
+    """``column IN (values)``; on PostgreSQL ``column = ANY(array)``: one statement text (and one
+    prepared statement) for any number of values, where ``IN`` renders one per count."""
+    if postgres:
+        return column == sa.any_(sa.bindparam(f"{column.name}_any", values, type_=pg_dialect.ARRAY(column.type)))
+    return column.in_(values)
 
 
 def by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

@@ -17,11 +17,10 @@ from decimal import Decimal
 from typing import Any, Callable, Mapping
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Principal, region_covers
-from shared.db import by_columns
+from shared.db import by_columns, one_of
 from shared.errors import InvalidInput, NotFound
 from shared.events.eligibility import CaseOpened
 from shared.events.intake import ApplicationSubmitted
@@ -65,17 +64,11 @@ async def lock_case(session: AsyncSession, case_id: str,
     return (await session.execute(q)).mappings().first()
 
 
-def _any_of(column: sa.Column[Any], values: list[str]) -> Any:
-    """``column = ANY(array)`` (PostgreSQL): one statement text for any number of values, where
-    ``IN`` renders one per count."""
-    return column == sa.any_(sa.bindparam(f"{column.name}_any", values, type_=postgresql.ARRAY(sa.String)))
-
-
 async def lock_cases(session: AsyncSession, case_ids: list[str],
                      columns: tuple[str, ...]) -> dict[str, Mapping[str, Any]]:
     """``columns`` of several cases (PostgreSQL), locked in id order: two groups locking
     overlapping cases cannot deadlock. One statement whatever their number."""
-    q = (sa.select(*[cases.c[c] for c in columns]).where(_any_of(cases.c.id, sorted(set(case_ids))))
+    q = (sa.select(*[cases.c[c] for c in columns]).where(one_of(cases.c.id, sorted(set(case_ids)), postgres=True))
          .order_by(cases.c.id).with_for_update())
     return {r["id"]: r for r in (await session.execute(q)).mappings().all()}
 
@@ -114,7 +107,7 @@ class CaseService:
         # On PostgreSQL the batch's writes (vault, cases, outbox) go out as one statement whatever
         # the batch's size (shared/writes.py RowSets), and the look-up is one statement too.
         pg = tx.session.bind is not None and tx.session.bind.dialect.name == "postgresql"
-        wanted = _any_of(cases.c.application_id, sorted(ids)) if pg else cases.c.application_id.in_(ids)
+        wanted = one_of(cases.c.application_id, sorted(ids), postgres=pg)
         existing = set((await tx.session.execute(sa.select(cases.c.application_id).where(wanted))).scalars())
         now = utcnow()
         todo: list[tuple[Envelope, ApplicationSubmitted]] = []

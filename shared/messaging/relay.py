@@ -10,10 +10,10 @@ import contextlib
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import metrics
+from shared.db import one_of
 from shared.logging import get_logger
 from shared.messaging.bus import Bus, OutgoingMessage
 from shared.messaging.tables import outbox
@@ -22,13 +22,6 @@ log = get_logger("outbox.relay")
 
 # One relay per service database at a time keeps per-subject order across replicas.
 _PG_RELAY_LOCK = 0x6A69757A6875  # arbitrary constant ("jiuzhu")
-
-
-def _seq_in(postgres: bool, seqs: list[int]) -> sa.ColumnElement[bool]:
-    """= ANY on PostgreSQL: one prepared statement for any batch size (IN renders one per count)."""
-    if postgres:
-        return outbox.c.seq == sa.any_(sa.bindparam("seqs", seqs, type_=ARRAY(sa.BigInteger)))
-    return outbox.c.seq.in_(seqs)
 
 
 class OutboxRelay:
@@ -108,8 +101,7 @@ class OutboxRelay:
                     # replica's relay holds it) the read finds no rows, as if nothing were pending.
                     query = query.where(sa.select(sa.func.pg_try_advisory_xact_lock(_PG_RELAY_LOCK)).scalar_subquery())
                 rows = (await session.execute(query)).all()
-                if not rows:
-                    metrics.OUTBOX_BACKLOG.labels(self.service).set(0)
+                if not rows:  # nothing pending, or another replica's relay holds the lock
                     return 0
                 messages = [OutgoingMessage(topic=r.topic, key=r.key, value=r.payload, headers={"type": r.type})
                             for r in rows]
@@ -117,12 +109,12 @@ class OutboxRelay:
                     await self.bus.publish(messages)
                 except Exception as exc:
                     await session.execute(
-                        outbox.update().where(_seq_in(postgres, [r.seq for r in rows]))
+                        outbox.update().where(one_of(outbox.c.seq, [r.seq for r in rows], postgres=postgres))
                         .values(attempts=outbox.c.attempts + 1, last_error=(str(exc) or type(exc).__name__)[:500]))
                     await session.commit()
                     raise
                 await session.execute(
-                    outbox.update().where(_seq_in(postgres, [r.seq for r in rows]))
+                    outbox.update().where(one_of(outbox.c.seq, [r.seq for r in rows], postgres=postgres))
                     .values(sent_at=datetime.now(timezone.utc)))
             metrics.OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
         # The backlog gauge is refreshed at scrape time (runtime.refresh_metrics), not per batch.
