@@ -67,14 +67,25 @@ class Conflict(ProblemError):
     title = "Conflict"
 
 
-def problem_response(status: int, title: str, detail: str, *, errors: list[dict[str, str]] | None = None,
-                     type_: str = "about:blank", headers: dict[str, str] | None = None,
-                     extra: dict[str, Any] | None = None) -> JSONResponse:
+def problem_body(status: int, title: str, detail: str, *, errors: list[dict[str, str]] | None = None,
+                 type_: str = "about:blank", extra: dict[str, Any] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail}
     if errors is not None:
         body["errors"] = errors
-    if extra:
-        body.update(extra)
+    if extra:  # never in place of a standard member (a problem's "status" is its HTTP status)
+        body.update({k: v for k, v in extra.items() if k not in body})
+    return body
+
+
+def problem_of(exc: ProblemError) -> dict[str, Any]:
+    """The problem+json body of a domain error (also one item's answer inside a batch)."""
+    return problem_body(exc.status, exc.title, exc.detail, errors=exc.errors, type_=exc.type, extra=exc.extra)
+
+
+def problem_response(status: int, title: str, detail: str, *, errors: list[dict[str, str]] | None = None,
+                     type_: str = "about:blank", headers: dict[str, str] | None = None,
+                     extra: dict[str, Any] | None = None) -> JSONResponse:
+    body = problem_body(status, title, detail, errors=errors, type_=type_, extra=extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -97,8 +108,7 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(exc.status, exc.title, exc.detail, errors=exc.errors, type_=exc.type,
-                                headers=exc.headers, extra=exc.extra)
+        return JSONResponse(problem_of(exc), status_code=exc.status, media_type=PROBLEM_JSON, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import metrics
+from shared.aio import woken
 from shared.calendar import default_calendar
 from shared.db import make_engine, make_session_factory, ping
 from shared.errors import install_problem_handlers
@@ -129,8 +130,7 @@ class ServiceRuntime:
                 raise
             except Exception as exc:  # database away for a moment: the entries wait, next round
                 log.warning("audit_seal_failed", service=self.name, error=f"{type(exc).__name__}: {exc}"[:300])
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._sealer_wake.wait(), timeout=self.settings.audit_seal_interval_s)
+            if await woken(self._sealer_wake, self.settings.audit_seal_interval_s):
                 # Woken by a commit: wait a little for the commits right behind it, so that under
                 # load one sealing round (five round trips) links many entries, not one each.
                 await asyncio.sleep(self.settings.audit_seal_linger_ms / 1000)

@@ -10,6 +10,7 @@
 | GET | /v1/cases/{id} | staff in the region |
 | POST | /v1/cases/{id}/facts | township_clerk, township_office_director, county_civil_affairs, partner_system |
 | POST | /v1/cases/{id}/decision | township level: township_clerk, township_office_director, county_civil_affairs; county level: county_civil_affairs |
+| POST | /v1/decision-batches | the deciders above (each case checked as by its own decision) |
 | GET | /v1/decisions/{id}, /v1/decisions/{id}/replay | staff in the region |
 | GET | /v1/reevaluations/{id} | staff in the region |
 | GET | /v1/audit, /v1/audit/verify | kernel (shared/runtime.py) |
@@ -30,7 +31,7 @@ from services.eligibility.cases import FACT_ROLES, CaseService
 from services.eligibility.decisions import TOWNSHIP_DECIDERS, DecisionService
 from services.eligibility.policies import PolicyService, today, valid_policy_region
 from services.eligibility.reevaluation import ReevaluationService
-from services.eligibility.schemas import AssessmentIn, DecisionIn, FactIn, PolicyIn
+from services.eligibility.schemas import AssessmentIn, DecisionBatchIn, DecisionIn, FactIn, PolicyIn
 
 router = APIRouter(prefix="/v1")
 
@@ -127,6 +128,14 @@ async def record_fact(case_id: str, body: FactIn, service: Cases,
 async def decide(case_id: str, body: DecisionIn, service: Decisions,
                  principal: Annotated[Principal, Depends(require_roles(*TOWNSHIP_DECIDERS))]) -> dict[str, Any]:
     return await service.decide(case_id, body, principal)
+
+
+@router.post("/decision-batches", tags=["decisions"],
+             summary="批量审核: decide several cases of a work list; each answered with its own status (201 and "
+                     "the decision, or its problem) in the batch's order")
+async def decide_batch(body: DecisionBatchIn, service: Decisions,
+                       principal: Annotated[Principal, Depends(require_roles(*TOWNSHIP_DECIDERS))]) -> dict[str, Any]:
+    return await service.decide_batch(body.decisions, principal)
 
 
 @router.get("/decisions/{decision_id}", tags=["decisions"])

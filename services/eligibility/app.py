@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -11,6 +10,7 @@ import httpx
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from shared.aio import woken
 from shared.logging import get_logger
 from shared.messaging.bus import Bus
 from shared.runtime import ServiceRuntime, create_service_app
@@ -73,8 +73,7 @@ class EligibilityRuntime(ServiceRuntime):
                 busy = 0
             if busy:
                 continue
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=interval)
+            await woken(wake, interval)
             wake.clear()
 
     async def stop(self) -> None:

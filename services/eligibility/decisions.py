@@ -7,12 +7,15 @@
   level: ``county_civil_affairs`` only. An override needs a reason; both actions are audited
   (who, role, when, reason) and emit ``eligibility.decision.made`` in the same transaction.
   A paid 低保/特困 outcome starts a ``benefits`` row (what re-evaluation recomputes).
+* ``POST /v1/decision-batches`` — 批量审核: several cases of a work list in one request, each
+  decided and answered as by its own ``POST /v1/cases/{id}/decision``.
 * Every decision stores its inputs, the engine's full trace (the Assessment dict), the policy
   version and sources, the as-of date and the policy publication sequence it saw, so
   ``GET /v1/decisions/{id}/replay`` recomputes it from the versions in force then.
 """
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -22,7 +25,7 @@ from typing import Any, Awaitable, Mapping
 import sqlalchemy as sa
 
 from shared.auth import Principal
-from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, ProblemError
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, ProblemError, problem_of
 from shared.events.eligibility import DecisionMade
 from shared.group_commit import GroupCommit
 from shared.logging import correlation_id_var, get_logger
@@ -40,7 +43,7 @@ from services.eligibility.domain.inputs import request_from_json
 from services.eligibility.domain.rules import InvalidRequest, assess
 from services.eligibility.models import benefit_households, benefits, cases, decisions
 from services.eligibility.policies import PolicyService, today
-from services.eligibility.schemas import DecisionIn
+from services.eligibility.schemas import DecisionBatchItem, DecisionIn
 
 # What a decision reads of its case (the household and verification documents are not re-read).
 DECISION_COLUMNS = ("id", "application_id", "channel", "program", "region_code", "handling_region_code", "area",
@@ -128,6 +131,46 @@ class DecisionService:
 
     # -- decide --------------------------------------------------------------------------------
     async def decide(self, case_id: str, body: DecisionIn, principal: Principal) -> dict[str, Any]:
+        return await self._submit(self._request(case_id, body, principal))
+
+    async def decide_batch(self, items: list[DecisionBatchItem], principal: Principal) -> dict[str, Any]:
+        """批量审核: each case of an officer's work list decided exactly as by its own
+        ``POST /v1/cases/{id}/decision`` — the same checks, its own decision, event and audit
+        entry — and answered in the batch's order with its own status: 201 and the decision, or
+        the problem it alone was refused with (nothing written for it). A case named twice is
+        decided once; the second is refused 409 as if it came after. On PostgreSQL the items
+        join the decision group commit, so a batch costs a transaction or two, not one per case."""
+        answers: list[dict[str, Any] | BaseException] = [RuntimeError("not decided")] * len(items)
+        pending: list[tuple[int, DecisionRequest]] = []
+        for i, item in enumerate(items):
+            try:
+                pending.append((i, self._request(item.case_id, item, principal)))
+            except ProblemError as exc:
+                answers[i] = exc
+        if self.group is not None:
+            results = await asyncio.gather(*(self.group.submit(r) for _, r in pending), return_exceptions=True)
+        else:
+            results = [await _outcome(self._decide_alone(r)) for _, r in pending]
+        for (i, _), result in zip(pending, results):
+            answers[i] = result
+        out = []
+        for item, answer in zip(items, answers):
+            if isinstance(answer, ProblemError):
+                out.append({"case_id": item.case_id, "status": answer.status, "problem": problem_of(answer)})
+            elif isinstance(answer, BaseException):
+                raise answer  # not a refusal but a failure: the caller retries (decided cases answer 409)
+            else:
+                out.append({"case_id": item.case_id, "status": 201, "decision": answer})
+        decided = sum(1 for o in out if o["status"] == 201)
+        return {"results": out, "decided": decided, "refused": len(out) - decided}
+
+    async def _submit(self, request: DecisionRequest) -> dict[str, Any]:
+        if self.group is not None:
+            return await self.group.submit(request)
+        return await self._decide_alone(request)
+
+    def _request(self, case_id: str, body: DecisionIn, principal: Principal) -> DecisionRequest:
+        """The body's own checks (before any case is read)."""
         errors: list[dict[str, str]] = []
         if body.action == "confirm":
             for name in ("outcome", "monthly_amount", "one_time_amount", "covered_person_ids", "exit_months"):
@@ -139,10 +182,7 @@ class DecisionService:
             if body.outcome is None:
                 errors.append(_err("outcome", "an override states the outcome"))
         _raise(errors)
-        request = DecisionRequest(case_id, body, principal, correlation_id_var.get())
-        if self.group is not None:
-            return await self.group.submit(request)
-        return await self._decide_alone(request)
+        return DecisionRequest(case_id, body, principal, correlation_id_var.get())
 
     async def _decide_alone(self, request: DecisionRequest) -> dict[str, Any]:
         now, decided_on = utcnow(), today()
@@ -198,7 +238,7 @@ class DecisionService:
             pending = ", ".join(row["pending_sources"] or []) or "none"
             raise Conflict(f"case {case_id} is {row['status']}, not proposed (pending sources: {pending}); "
                            "a decision needs a complete means test and a proposal",
-                           extra={"status": row["status"], "pending_sources": row["pending_sources"] or []})
+                           extra={"case_status": row["status"], "pending_sources": row["pending_sources"] or []})
         proposal: dict[str, Any] = row["proposal"]
         program = row["program"]
         inputs: dict[str, Any] = row["proposal_inputs"]

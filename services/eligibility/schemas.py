@@ -137,3 +137,17 @@ class DecisionIn(_Strict):
     staged_payments: list[MoneyStr] | None = Field(
         default=None, min_length=1, max_length=12, description="一次审批、分阶段救助 (L4): linshi amounts per stage")
     pay_first: StrictBool = Field(default=False, description="先行救助 (L4): pay now, complete the file afterwards")
+
+
+CaseId = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+                              description="the case's id (a UUID)")]
+
+
+class DecisionBatchItem(DecisionIn):
+    """One case of a 批量审核 batch: its id and the same body as ``POST /v1/cases/{id}/decision``."""
+    case_id: CaseId
+
+
+class DecisionBatchIn(_Strict):
+    """批量审核: an officer confirms (or overrides) several cases of the work list in one request."""
+    decisions: list[DecisionBatchItem] = Field(min_length=1, max_length=100)

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.aio import woken
 from shared.auth import Principal, region_prefix
 from shared.errors import Conflict, NotFound
 from shared.logging import get_logger
@@ -116,8 +117,7 @@ class FeedbackSender:
             except Exception as exc:  # the database may be down for a moment: try again later
                 log.warning("feedback_loop_failed", error=str(exc)[:300])
             self._wake.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.feedback_poll_interval_s)
+            await woken(self._wake, self.settings.feedback_poll_interval_s)
 
     # -- delivery --------------------------------------------------------------------------
     async def deliver_due(self) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 
+from shared.aio import woken
 from shared.auth import Principal, county_of, region_covers
 from shared.calendar import to_shanghai_date
 from shared.db import insert_ignore
@@ -96,10 +97,7 @@ class PayoutService:
             except Exception as exc:  # the database or bank is down: try again later
                 log.warning("dispatch_failed", error=f"{type(exc).__name__}: {exc}"[:300])
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.bank_poll_interval_s)
-            except asyncio.TimeoutError:
-                pass
+            await woken(self._wake, self.settings.bank_poll_interval_s)
 
     async def dispatch_once(self, *, now: datetime | None = None) -> DispatchStats:
         stats = DispatchStats()

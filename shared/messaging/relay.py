@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import metrics
+from shared.aio import woken
 from shared.db import one_of
 from shared.logging import get_logger
 from shared.messaging.bus import Bus, OutgoingMessage
@@ -83,8 +84,7 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+            await woken(self._wake, self.poll_interval)
             if self.linger_s and self._wake.is_set() and not self._stopping:
                 await asyncio.sleep(self.linger_s)  # let the commits right behind this one join
 

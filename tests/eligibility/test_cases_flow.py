@@ -107,6 +107,8 @@ async def test_a_partner_that_times_out_leaves_the_case_awaiting_verification(tm
         assert case["proposal"] is None
         r = await c.post(f"/v1/cases/{case_id}/decision", json={"action": "confirm"}, headers=CLERK)
         assert r.status_code == 409 and r.json()["pending_sources"] == ["bank_deposits"]
+        # the problem's "status" is its HTTP status (RFC 9457); the case's own is beside it
+        assert r.json()["status"] == 409 and r.json()["case_status"] == "awaiting_verification"
         assert await events(app, DecisionMade.TYPE) == []
 
         r = await c.post(f"/v1/cases/{case_id}/facts", headers=CLERK, json={

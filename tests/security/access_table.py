@@ -181,6 +181,8 @@ TABLE: list[Row] = [
     r("eligibility", "GET", "/v1/cases/{case_id}", EL_STAFF, note="other region: 404"),
     r("eligibility", "POST", "/v1/cases/{case_id}/facts", EL_FACTS),
     r("eligibility", "POST", "/v1/cases/{case_id}/decision", EL_DECIDERS),
+    r("eligibility", "POST", "/v1/decision-batches", EL_DECIDERS,
+      note="批量审核: each case checked as by its own decision (another region's case: 404 in its item)"),
     r("eligibility", "GET", "/v1/decisions/{decision_id}", EL_STAFF),
     r("eligibility", "GET", "/v1/decisions/{decision_id}/replay", EL_STAFF),
     r("eligibility", "GET", "/v1/reevaluations/{job_id}", EL_STAFF),
