@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -16,8 +17,17 @@ from shared.settings import ServiceSettings
 BigIntPK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
+def json_text(value: Any) -> str:
+    """JSON columns' text (SQLAlchemy's ``json_serializer``): orjson, several times faster than
+    ``json.dumps`` on the decisions' traces and households a busy service writes and reads on every
+    case. Non-string keys are written as strings, as ``json.dumps`` does."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def make_engine(settings: ServiceSettings, **kw: Any) -> AsyncEngine:
     url = settings.database_url
+    kw.setdefault("json_serializer", json_text)
+    kw.setdefault("json_deserializer", orjson.loads)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":

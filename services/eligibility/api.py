@@ -131,8 +131,8 @@ async def decide(case_id: str, body: DecisionIn, service: Decisions,
 
 
 @router.post("/decision-batches", tags=["decisions"],
-             summary="批量审核: decide several cases of a work list; each answered with its own status (201 and "
-                     "the decision, or its problem) in the batch's order")
+             summary="批量审核: decide several cases of a work list; each answered with its own status (201 and a "
+                     "summary of the decision, or its problem) in the batch's order")
 async def decide_batch(body: DecisionBatchIn, service: Decisions,
                        principal: Annotated[Principal, Depends(require_roles(*TOWNSHIP_DECIDERS))]) -> dict[str, Any]:
     return await service.decide_batch(body.decisions, principal)

@@ -56,13 +56,18 @@ async def _batch(database_url: str) -> None:
         assert [x["status"] for x in out["results"]] == [201, 201, 409, 404, 422, 201]
         assert (out["decided"], out["refused"]) == (3, 3)
         for x in out["results"]:
-            if x["status"] == 201:  # the answer is what was stored, as for a single decision
+            if x["status"] == 201:  # the summary is what was stored
                 stored = (await c.get(f"/v1/decisions/{x['decision']['decision_id']}", headers=CLERK)).json()
-                assert x["decision"] == stored
+                assert stored["case_id"] == x["case_id"]
+                assert x["decision"] == {k: stored[k] for k in x["decision"]}
+                assert set(x["decision"]) == {"decision_id", "action", "outcome", "monthly_amount",
+                                              "one_time_amount", "approval_level", "overridden",
+                                              "transfer_department", "pay_first", "decided_at"}
             else:
                 assert "decision" not in x and x["problem"]["status"] == x["status"]
                 assert {"type", "title", "detail"} <= set(x["problem"])
-        assert out["results"][0]["decision"]["reason"] == "入户核查属实"
+        first = (await c.get(f"/v1/decisions/{out['results'][0]['decision']['decision_id']}", headers=CLERK)).json()
+        assert first["reason"] == "入户核查属实" and first["monthly_amount"] == out["results"][0]["decision"]["monthly_amount"]
         assert out["results"][5]["decision"]["outcome"] == "denied"
         assert out["results"][5]["decision"]["overridden"] is True
         assert [e["field"] for e in out["results"][4]["problem"]["errors"]] == ["reason"]
