@@ -56,7 +56,8 @@ def make_bus(settings: ServiceSettings) -> Bus:
     if settings.event_bus == "kafka":
         return KafkaBus(settings.kafka_bootstrap_servers, client_id=settings.service_name,
                         idempotence=settings.kafka_idempotence, partitions=settings.kafka_topic_partitions,
-                        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms)
+                        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+                        max_batch_bytes=settings.kafka_max_batch_bytes)
     return InProcessBus()
 
 

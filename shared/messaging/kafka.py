@@ -18,8 +18,10 @@ log = get_logger("bus.kafka")
 
 class KafkaBus(Bus):
     def __init__(self, bootstrap_servers: str, *, client_id: str, idempotence: bool = True,
-                 partitions: int = 3, fetch_max_wait_ms: int = 5, request_timeout_ms: int = 10000) -> None:
+                 partitions: int = 3, fetch_max_wait_ms: int = 5, request_timeout_ms: int = 10000,
+                 max_batch_bytes: int = 512 * 1024) -> None:
         self.bootstrap = bootstrap_servers
+        self.max_batch_bytes = max_batch_bytes
         self.client_id = client_id
         self.idempotence = idempotence
         self.partitions = partitions
@@ -85,6 +87,7 @@ class KafkaBus(Bus):
                 producer = AIOKafkaProducer(
                     bootstrap_servers=self.bootstrap, client_id=self.client_id,
                     enable_idempotence=self.idempotence, acks="all", linger_ms=1,
+                    max_batch_size=self.max_batch_bytes,
                     request_timeout_ms=self.request_timeout_ms,
                 )
                 try:

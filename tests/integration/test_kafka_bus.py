@@ -166,3 +166,42 @@ async def test_batch_handler_gets_every_partition_of_a_fetch_in_one_call(kafka_b
             assert stored[key] == list(range(k, 120, 12))
     finally:
         await bus.stop()
+
+
+async def test_a_relay_sized_publish_is_one_produce_request_not_one_per_full_batch(kafka_broker) -> None:
+    """200 events of 3 KiB on one key (one partition) in one publish: with aiokafka's default
+    16 KiB batches a send waits for each full batch's acknowledgement (a relay round of 100
+    events took a produce round trip per ~6 events); with the bus's batch size they go in a
+    request or two, and arrive in order."""
+    bus = make_bus(kafka_broker)
+    await bus.start()
+    try:
+        await bus.publish([OutgoingMessage("t.big", "warm", b"w")])
+        producer = await bus._ensure_producer()
+        requests: list[str] = []
+        real_send = producer.client.send
+
+        async def counting_send(node_id, request, *args, **kwargs):
+            requests.append(type(request).__name__)
+            return await real_send(node_id, request, *args, **kwargs)
+
+        producer.client.send = counting_send
+        payloads = [str(i).encode().rjust(3 * 1024, b"x") for i in range(200)]
+        await bus.publish([OutgoingMessage("t.big", "case-1", p) for p in payloads])
+        produce = [r for r in requests if r.startswith("Produce")]
+        assert 1 <= len(produce) <= 2, requests
+
+        consumer = AIOKafkaConsumer("t.big", bootstrap_servers=kafka_broker.bootstrap, auto_offset_reset="earliest",
+                                    enable_auto_commit=False, group_id="big-reader")
+        await consumer.start()
+        try:
+            got: list[bytes] = []
+            deadline = asyncio.get_running_loop().time() + 30
+            while len(got) < 201 and asyncio.get_running_loop().time() < deadline:
+                for records in (await consumer.getmany(timeout_ms=1000)).values():
+                    got += [r.value for r in records if r.key == b"case-1" or r.key == b"warm"]
+            assert [g for g in got if g != b"w"] == payloads
+        finally:
+            await consumer.stop()
+    finally:
+        await bus.stop()
