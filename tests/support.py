@@ -70,7 +70,9 @@ async def bounded(body: Awaitable[Any], timeout: float = 120.0) -> Any:
     """Runs a test's body in its own task with a deadline: past it, every task's stack is printed
     and the test fails instead of stalling the suite. Seen in tests/security/test_abuse_limits.py
     under CPU load: about one run in eight of the body, run directly in the test's task with two
-    embedded apps, never returned (not reproduced once in its own task; the cause is not found)."""
+    embedded apps, never returned (not reproduced once in its own task). One cause, found later:
+    the service loops waited with ``asyncio.wait_for``, which on Python 3.11 drops a cancel that
+    arrives with a wake-up, so an app's shutdown could wait forever (shared/aio.py ``woken``)."""
     task = asyncio.ensure_future(body)
     done, _ = await asyncio.wait({task}, timeout=timeout)
     if not done:

@@ -138,9 +138,10 @@ class DecisionService:
         """批量审核: each case of an officer's work list decided exactly as by its own
         ``POST /v1/cases/{id}/decision`` — the same checks, its own decision, event and audit
         entry — and answered in the batch's order with its own status: 201 and the decision's
-        summary (``_summary``), or the problem it alone was refused with (nothing written for it). A case named twice is
-        decided once; the second is refused 409 as if it came after. On PostgreSQL the items
-        join the decision group commit, so a batch costs a transaction or two, not one per case."""
+        summary (``_summary``), or the problem it alone was refused with (nothing written for
+        it). A case named twice is decided once; the second is refused 409 as if it came after.
+        On PostgreSQL the items join the decision group commit, so a batch costs a transaction
+        or two, not one per case."""
         answers: list[dict[str, Any] | BaseException] = [RuntimeError("not decided")] * len(items)
         pending: list[tuple[int, DecisionRequest]] = []
         for i, item in enumerate(items):
