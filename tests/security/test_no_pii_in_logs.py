@@ -206,16 +206,23 @@ def _masked_id(value: str) -> str:
 
 
 def _json_lines(lines: list[str]) -> list[dict[str, Any]]:
-    """The JSON log objects (a line written by a thread can land inside another: skipped; the
-    secrets are searched in the raw text anyway)."""
+    """The JSON log objects. A line written by one thread can land inside another's (seen under
+    the full suite's load: the probe's own line was lost that way once), so every complete object
+    that starts anywhere in a line is taken, not only whole lines; the secrets are searched in the
+    raw text anyway."""
+    decoder = json.JSONDecoder()
     out = []
     for line in lines:
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            out.append(obj)
+        start = line.find("{")
+        while start != -1:
+            try:
+                obj, end = decoder.raw_decode(line, start)
+            except ValueError:
+                start = line.find("{", start + 1)
+                continue
+            if isinstance(obj, dict) and "event" in obj:
+                out.append(obj)
+            start = line.find("{", end)
     return out
 
 
