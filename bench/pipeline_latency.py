@@ -4,12 +4,14 @@ The four services run as separate processes over the Kafka-protocol broker (calf
 PostgreSQL. Temporary-assistance applications are posted at RATE per second for DURATION seconds;
 automated officers confirm the proposed decisions as soon as they appear (the only human step
 of the pipeline), the new ones of each look at the work list in one 批量审核 request
-(``POST /v1/decision-batches``, ``--batch``; ``--batch 1``: one ``POST /v1/cases/{id}/decision`` each); the time measured is from sending `POST /v1/applications` to the disbursement
-record existing in payments (its created_at), and — with the officer's wait taken out — the
-platform's own share. In the same run: one bus hop (aiokafka produce → consumer group → commit)
+(``POST /v1/decision-batches``, ``--batch``; ``--batch 1``: one ``POST /v1/cases/{id}/decision``
+each). The time measured is from sending `POST /v1/applications` to the disbursement record
+existing in payments (its created_at), and — with the officer's wait taken out — the platform's
+own share. In the same run: one bus hop (aiokafka produce → consumer group → commit)
 at the same rate, the floor.
 
-    .venv/bin/python bench/pipeline_latency.py [--rate 200] [--duration 60]
+    .venv/bin/python bench/pipeline_latency.py [--rate 200] [--duration 60] [--batch 50] [--officers 16]
+        [--fetch-wait-ms 20] [--nice-monitoring 0] [--profile DIR]
 """
 from __future__ import annotations
 
