@@ -387,6 +387,10 @@ async def main(rate: int, duration: float, profile: Path | None = None, n_office
             await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
             tasks.append(asyncio.create_task(post(i)))
         waits_task.cancel()
+        # Awaited before the meter reads: both use the admin connection, and a sample still in
+        # flight made the meter's query fail ("another operation is in progress").
+        with contextlib.suppress(asyncio.CancelledError):
+            await waits_task
         posting = await meter.end()  # CPU while the applications arrive (the queue forms here or nowhere)
         mon = await asyncpg.connect(f"{base}/{names['monitoring']}")
         mon_at_end_of_posting = await mon.fetchval("SELECT count(*) FROM inbox")
