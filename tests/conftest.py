@@ -4,8 +4,10 @@ failure, never a skip."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -158,8 +160,21 @@ class Broker:
         if not wait_port(self.port):
             raise RuntimeError(f"broker did not start; see {self.log_path}")
 
+    def pause(self) -> None:
+        """Unreachable but keeping its log, as a restarted Apache Kafka would: memory storage
+        loses acknowledged messages and committed offsets on a real restart, which no client
+        can make up for (a consumer resumes at its old position in a log that starts again at 0)."""
+        assert self.proc is not None, "the broker is not running"
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None, "the broker is not running"
+        os.kill(self.proc.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGCONT)  # a paused process would not act on SIGTERM
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)

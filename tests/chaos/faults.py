@@ -1,9 +1,7 @@
 """The fault schedule (seeded: the same seed gives the same schedule) and the injectors."""
 from __future__ import annotations
 
-import os
 import random
-import signal
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -50,15 +48,11 @@ async def inject(c: "Campaign", fault: Fault) -> None:
     if fault.kind == "kill9":
         c.cluster.restart(fault.target or "intake", hard=True)
     elif fault.kind == "broker_pause":
-        # The test broker keeps everything in memory: a real restart would lose acknowledged
-        # messages, which Apache Kafka never does. SIGSTOP/SIGCONT makes it unreachable instead.
-        proc = c.cluster.broker.proc
-        assert proc is not None
-        os.kill(proc.pid, signal.SIGSTOP)
+        c.cluster.broker.pause()  # not stop(): see Broker.pause
         try:
             time.sleep(fault.pause_s * 2)
         finally:
-            os.kill(proc.pid, signal.SIGCONT)
+            c.cluster.broker.resume()
     elif fault.kind == "pg_terminate":
         db = c.db_names[fault.target or "payments"]
         conn = await asyncpg.connect(c.pg_admin_dsn)
