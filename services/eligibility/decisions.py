@@ -138,8 +138,8 @@ class DecisionService:
         """批量审核: each case of an officer's work list decided exactly as by its own
         ``POST /v1/cases/{id}/decision`` — the same checks, its own decision, event and audit
         entry — and answered in the batch's order with its own status: 201 and the decision's
-        summary (``_summary``), or the problem it alone was refused with (nothing written for
-        it). A case named twice is decided once; the second is refused 409 as if it came after.
+        summary (``_summary``), the problem it alone was refused with, or 503 when it alone
+        failed (nothing written for it in either case). A case named twice is decided once; the second is refused 409 as if it came after.
         On PostgreSQL the items join the decision group commit, so a batch costs a transaction
         or two, not one per case."""
         answers: list[dict[str, Any] | BaseException] = [RuntimeError("not decided")] * len(items)
@@ -157,10 +157,17 @@ class DecisionService:
             answers[i] = result
         out = []
         for item, answer in zip(items, answers):
+            if isinstance(answer, BaseException) and not isinstance(answer, ProblemError):
+                # Not a refusal but a failure of this case alone (the others may be committed, so
+                # failing the whole request would hide their answers): 503, nothing written for
+                # it, and the officer's client sends this one again.
+                log.error("decision_batch_item_failed", case_id=item.case_id, error=type(answer).__name__,
+                          exc_info=answer)
+                answer = ProblemError(f"case {item.case_id} was not decided (a failure on our side, "
+                                      "nothing was written for it): send it again",
+                                      status=503, title="Service unavailable")
             if isinstance(answer, ProblemError):
                 out.append({"case_id": item.case_id, "status": answer.status, "problem": problem_of(answer)})
-            elif isinstance(answer, BaseException):
-                raise answer  # not a refusal but a failure: the caller retries (decided cases answer 409)
             else:
                 out.append({"case_id": item.case_id, "status": 201, "decision": answer})
         decided = sum(1 for o in out if o["status"] == 201)

@@ -112,3 +112,42 @@ async def test_a_malformed_batch_is_refused_whole_and_changes_nothing(database_u
         assert r.status_code == 403
         assert await count(app, decisions) == 0
         await wait_status(c, case_id, "proposed", headers=CLERK)
+
+
+async def test_a_case_that_fails_alone_is_answered_503_and_the_others_are_decided(database_url: str) -> None:
+    """A failure that is not a refusal (here: the case's check crashes) costs that case alone:
+    it is answered 503 with nothing written, the others keep their 201 and their decisions, and
+    sent again once the failure is gone it is decided."""
+    app = app_for(database_url, Partners(), partner_verification_urls=ALL_URLS)
+    async with running(app) as c:
+        await publish(c, COUNTY, "2026-01-01", STANDARDS, COUNTY_OFFICER)
+        ids = [await deliver(app, submitted([member(date(1951, 4, 1 + i), i, "100.00", labor_capacity="none")]))
+               for i in range(3)]
+        for case_id in ids:
+            await wait_status(c, case_id, "proposed", headers=CLERK)
+        service = app.state.decisions
+        real_plan = service._plan
+
+        async def crashing_plan(session, request, row, now, decided_on):  # type: ignore[no-untyped-def]
+            if request.case_id == ids[1]:
+                raise RuntimeError("the database went away for this one")
+            return await real_plan(session, request, row, now, decided_on)
+
+        service._plan = crashing_plan
+        try:
+            r = await c.post("/v1/decision-batches", headers=CLERK,
+                             json={"decisions": [{"case_id": i, "action": "confirm"} for i in ids]})
+        finally:
+            del service._plan
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert [x["status"] for x in out["results"]] == [201, 503, 201]
+        assert (out["decided"], out["refused"]) == (2, 1)
+        problem = out["results"][1]["problem"]
+        assert problem["status"] == 503 and ids[1] in problem["detail"] and "Traceback" not in problem["detail"]
+        assert await count(app, decisions) == 2
+        await wait_status(c, ids[1], "proposed", headers=CLERK)
+
+        r = await c.post("/v1/decision-batches", headers=CLERK, json={"decisions": [{"case_id": ids[1], "action": "confirm"}]})
+        assert [x["status"] for x in r.json()["results"]] == [201]
+        assert await count(app, decisions) == 3
