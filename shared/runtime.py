@@ -57,7 +57,8 @@ def make_bus(settings: ServiceSettings) -> Bus:
         return KafkaBus(settings.kafka_bootstrap_servers, client_id=settings.service_name,
                         idempotence=settings.kafka_idempotence, partitions=settings.kafka_topic_partitions,
                         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-                        max_batch_bytes=settings.kafka_max_batch_bytes)
+                        max_batch_bytes=settings.kafka_max_batch_bytes,
+                        session_timeout_ms=settings.kafka_session_timeout_ms)
     return InProcessBus()
 
 

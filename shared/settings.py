@@ -36,6 +36,10 @@ class ServiceSettings(BaseSettings):
     # 16 KiB a relay round of 100 events (2–3 KiB each) took a produce round trip per ~6 events
     # per partition, one after another. Below Apache Kafka's 1 MiB message.max.bytes.
     kafka_max_batch_bytes: int = 512 * 1024
+    # How long the group coordinator waits for a silent consumer before handing its partitions to
+    # the others (aiokafka's default). A joining consumer also waits about half of it on the Tansu
+    # test broker before it is assigned anything: the tests shorten it to join faster.
+    kafka_session_timeout_ms: int = 10000
     consumer_max_retries: int = 3
     consumer_retry_backoff_s: float = 0.2
     # One transaction per fetch (inbox + effects + outbox), see consumer.py.

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import httpx
 
 from shared.auth import mint_token
-from tests.conftest import Broker, free_port
+from tests.conftest import TEST_SESSION_TIMEOUT_MS, Broker, free_port
 
 SERVICES = ("intake", "eligibility", "payments", "monitoring")
 SECRET = "cluster-secret-0123456789-0123456789-0123456789"
@@ -39,12 +39,19 @@ class Cluster:
                 "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap, "KAFKA_IDEMPOTENCE": "false",
                 "AUTH_JWT_SECRET": SECRET, "DATA_ENCRYPTION_KEY": DATA_KEY, "PORT": str(self.ports[name]),
                 "HOST": "127.0.0.1", "ENVIRONMENT": "test", "LOG_LEVEL": "WARNING",
-                "OUTBOX_POLL_INTERVAL_S": "0.2", **self.extra_env.get(name, {})}
+                "OUTBOX_POLL_INTERVAL_S": "0.2", "KAFKA_SESSION_TIMEOUT_MS": str(TEST_SESSION_TIMEOUT_MS),
+                **self.extra_env.get(name, {})}
 
     def start(self, name: str, timeout: float = 60.0) -> None:
+        self._spawn(name)
+        self._wait_healthy(name, timeout)
+
+    def _spawn(self, name: str) -> None:
         log = open(self.log_dir / f"{name}.log", "ab")
         self.procs[name] = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=self.env(name),
                                             stdout=log, stderr=subprocess.STDOUT)
+
+    def _wait_healthy(self, name: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -57,9 +64,12 @@ class Cluster:
             time.sleep(0.1)
         raise RuntimeError(f"{name} did not start:\n" + (self.log_dir / f"{name}.log").read_text()[-3000:])
 
-    def start_all(self) -> None:
+    def start_all(self, timeout: float = 90.0) -> None:
+        """All four at once: their imports and migrations overlap (one after another took ~12 s)."""
         for name in SERVICES:
-            self.start(name)
+            self._spawn(name)
+        for name in SERVICES:
+            self._wait_healthy(name, timeout)
 
     def kill9(self, name: str) -> None:
         proc = self.procs.pop(name, None)

@@ -13,9 +13,12 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, AsyncIterator, Iterator
 
 import pytest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tests.databases import ReadyDatabases, SchemaTemplates
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -83,7 +86,8 @@ class PgDatabases:
 
     def new(self, label: str = "db") -> str:
         name = f"t_{label}_{uuid.uuid4().hex[:10]}"
-        asyncio.run(_pg_exec(f'CREATE DATABASE "{name}"'))
+        if READY is None or not READY.take(name):  # created ahead (tests/databases.py)
+            asyncio.run(_pg_exec(f'CREATE DATABASE "{name}"'))
         self.created.append(name)
         base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
         return f"{base}/{name}"
@@ -137,6 +141,12 @@ def two_databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tu
 
 
 # -- Kafka-protocol broker ------------------------------------------------------------------
+
+# Consumers of the test broker wait about half their session timeout to join a group (10 s by
+# default: 5 s per join, each test and each restarted service). 3 s keeps a loaded CI machine's
+# consumers well inside their session while joining in ~1.5 s.
+TEST_SESSION_TIMEOUT_MS = 3000
+
 
 class Broker:
     """A Tansu broker process (memory storage) that tests can stop and start on the same port."""
@@ -207,3 +217,36 @@ def kafka_broker(tmp_path: Path) -> Iterator[Broker]:
 @pytest.fixture
 async def anyio_backend() -> AsyncIterator[str]:  # pragma: no cover - for libraries that ask
     yield "asyncio"
+
+
+READY: "ReadyDatabases | None" = None  # set for the session by ``schema_templates``
+
+
+@pytest.fixture(scope="session", autouse=True)
+def schema_templates() -> Iterator["SchemaTemplates"]:
+    """Fresh test databases are copies of each service's migrated schema, and PostgreSQL ones are
+    created ahead (tests/databases.py). ``TEST_SCHEMA_TEMPLATES=false`` makes and migrates every
+    database for real (to compare, or to rule the copies out)."""
+    global READY
+    import shared.migrations as migrations
+    from tests.databases import ReadyDatabases, SchemaTemplates
+
+    enabled = os.environ.get("TEST_SCHEMA_TEMPLATES", "true").lower() not in ("0", "false", "no")
+    ready = ReadyDatabases(PG_ADMIN_DSN) if enabled and pg_available() else None
+    templates = SchemaTemplates(migrations.upgrade_head, PG_ADMIN_DSN, ready)
+    templates.enabled = enabled
+    if not enabled:
+        yield templates
+        return
+    if ready is not None:
+        ready.start()
+        READY = ready
+    migrations.upgrade_head = templates  # type: ignore[assignment]
+    try:
+        yield templates
+    finally:
+        migrations.upgrade_head = templates.real_upgrade  # type: ignore[assignment]
+        READY = None
+        if ready is not None:
+            ready.stop()
+        templates.drop()

@@ -19,8 +19,9 @@ log = get_logger("bus.kafka")
 class KafkaBus(Bus):
     def __init__(self, bootstrap_servers: str, *, client_id: str, idempotence: bool = True,
                  partitions: int = 3, fetch_max_wait_ms: int = 5, request_timeout_ms: int = 10000,
-                 max_batch_bytes: int = 512 * 1024) -> None:
+                 max_batch_bytes: int = 512 * 1024, session_timeout_ms: int = 10000) -> None:
         self.bootstrap = bootstrap_servers
+        self.session_timeout_ms = session_timeout_ms
         self.max_batch_bytes = max_batch_bytes
         self.client_id = client_id
         self.idempotence = idempotence
@@ -153,6 +154,8 @@ class KafkaBus(Bus):
                     client_id=f"{self.client_id}-{group}", enable_auto_commit=False,
                     auto_offset_reset="earliest", fetch_max_wait_ms=self.fetch_max_wait_ms,
                     max_poll_records=500, request_timeout_ms=max(self.request_timeout_ms, 40000),
+                    session_timeout_ms=self.session_timeout_ms,
+                    heartbeat_interval_ms=max(100, self.session_timeout_ms // 3),
                 )
                 await consumer.start()
                 self._consumers[group] = consumer

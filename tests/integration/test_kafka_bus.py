@@ -10,6 +10,7 @@ from services.eligibility.models import cases
 from shared.messaging.bus import BusUnavailable, IncomingMessage, OutgoingMessage
 from shared.messaging.kafka import KafkaBus
 from tests.integration.test_messaging import count, eligibility, message, submitted
+from tests.conftest import TEST_SESSION_TIMEOUT_MS
 from tests.support import eventually
 
 pytestmark = pytest.mark.kafka
@@ -17,7 +18,8 @@ pytestmark = pytest.mark.kafka
 
 def make_bus(broker, client_id: str = "test") -> KafkaBus:
     # The test broker refuses idempotent-producer init: idempotence is a setting (on in production).
-    return KafkaBus(broker.bootstrap, client_id=client_id, idempotence=False, partitions=3, request_timeout_ms=5000)
+    return KafkaBus(broker.bootstrap, client_id=client_id, idempotence=False, partitions=3, request_timeout_ms=5000,
+                    session_timeout_ms=TEST_SESSION_TIMEOUT_MS)
 
 
 async def test_publish_and_consume_in_key_order_with_commit_after_effect(kafka_broker) -> None:
@@ -88,7 +90,8 @@ async def test_duplicate_event_and_poison_over_kafka(kafka_broker, database_url:
         assert rt.consumers[0].stats.dead_lettered == 1
 
         dlq = AIOKafkaConsumer("intake.application.dlq", bootstrap_servers=kafka_broker.bootstrap,
-                               group_id="dlq-reader", auto_offset_reset="earliest", enable_auto_commit=False)
+                               group_id="dlq-reader", auto_offset_reset="earliest", enable_auto_commit=False,
+                               session_timeout_ms=TEST_SESSION_TIMEOUT_MS, heartbeat_interval_ms=1000)
         await dlq.start()
         try:
             batch = await dlq.getmany(timeout_ms=10000)
@@ -192,7 +195,8 @@ async def test_a_relay_sized_publish_is_one_produce_request_not_one_per_full_bat
         assert 1 <= len(produce) <= 2, requests
 
         consumer = AIOKafkaConsumer("t.big", bootstrap_servers=kafka_broker.bootstrap, auto_offset_reset="earliest",
-                                    enable_auto_commit=False, group_id="big-reader")
+                                    enable_auto_commit=False, group_id="big-reader",
+                                    session_timeout_ms=TEST_SESSION_TIMEOUT_MS, heartbeat_interval_ms=1000)
         await consumer.start()
         try:
             got: list[bytes] = []

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from shared.events.monitoring import PersonDied
 from shared.messaging.envelope import Envelope
 from shared.messaging.tables import outbox
+from tests.conftest import TEST_SESSION_TIMEOUT_MS
 from tests.support import auth, eventually
 
 from services.monitoring.models import partner_nonces, partner_records, warnings
@@ -220,7 +221,8 @@ async def test_m2_partner_events_topic_on_kafka(kafka_broker, tmp_path):
 
     pid = person(37)
     url = f"sqlite+aiosqlite:///{tmp_path}/kafka.db"
-    bus = KafkaBus(kafka_broker.bootstrap, client_id="monitoring-test", idempotence=False, partitions=1)
+    bus = KafkaBus(kafka_broker.bootstrap, client_id="monitoring-test", idempotence=False, partitions=1,
+                   session_timeout_ms=TEST_SESSION_TIMEOUT_MS)
     async with harness(url, bus=bus) as h:
         await h.partner_post("rural_revitalization", {"type": "poverty_monitoring", "person_id": pid,
                                                       "occurred_on": "2026-09-20", "data": {
