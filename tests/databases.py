@@ -63,6 +63,16 @@ async def admin_exec(admin_dsn: str, *statements: str) -> None:
         await conn.close()
 
 
+def drop_databases(admin_dsn: str, names: list[str]) -> None:
+    """Best effort, at the end of the session: a database left behind only costs disk space."""
+    if not names:
+        return
+    try:
+        run_sync(lambda: admin_exec(admin_dsn, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names)))
+    except Exception:
+        pass
+
+
 class ReadyDatabases:
     """Databases created ahead: ``depth`` empty ones and ``depth`` clones of each wanted template."""
 
@@ -128,12 +138,7 @@ class ReadyDatabases:
             names = [n for ready in self._ready.values() for n in ready]
             for ready in self._ready.values():
                 ready.clear()
-        if names:
-            try:
-                run_sync(lambda: admin_exec(self.admin_dsn, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)'
-                                                              for n in names)))
-            except Exception:
-                pass
+        drop_databases(self.admin_dsn, names)
 
 
 class SchemaTemplates:
@@ -214,12 +219,6 @@ class SchemaTemplates:
         return True
 
     def drop(self) -> None:
-        names = list(self._pg.values())
+        drop_databases(self.admin_dsn, list(self._pg.values()))
         self._pg.clear()
-        if names:
-            try:
-                run_sync(lambda: admin_exec(self.admin_dsn, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)'
-                                                              for n in names)))
-            except Exception:
-                pass
         shutil.rmtree(self._dir, ignore_errors=True)

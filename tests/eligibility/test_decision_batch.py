@@ -27,14 +27,20 @@ async def test_a_batch_answers_each_case_as_its_own_decision(database_url: str) 
     await bounded(_batch(database_url))
 
 
+async def proposed_cases(app, c, n: int, born: date) -> list[str]:  # type: ignore[no-untyped-def]
+    """``n`` one-person cases with a proposal, after the county's standards are published."""
+    await publish(c, COUNTY, "2026-01-01", STANDARDS, COUNTY_OFFICER)
+    ids = [await deliver(app, submitted([member(born.replace(day=1 + i), i, "100.00", labor_capacity="none")]))
+           for i in range(n)]
+    for case_id in ids:
+        await wait_status(c, case_id, "proposed", headers=CLERK)
+    return ids
+
+
 async def _batch(database_url: str) -> None:
     app = app_for(database_url, Partners(), partner_verification_urls=ALL_URLS)
     async with running(app) as c:
-        await publish(c, COUNTY, "2026-01-01", STANDARDS, COUNTY_OFFICER)
-        ids = [await deliver(app, submitted([member(date(1950, 3, 1 + i), i, "100.00", labor_capacity="none")]))
-               for i in range(4)]
-        for case_id in ids:
-            await wait_status(c, case_id, "proposed", headers=CLERK)
+        ids = await proposed_cases(app, c, 4, date(1950, 3, 1))
 
         # another township's clerk: every case is hidden (404), nothing is decided
         r = await c.post("/v1/decision-batches", headers=auth("township_clerk", OTHER_TOWNSHIP),
@@ -120,11 +126,7 @@ async def test_a_case_that_fails_alone_is_answered_503_and_the_others_are_decide
     sent again once the failure is gone it is decided."""
     app = app_for(database_url, Partners(), partner_verification_urls=ALL_URLS)
     async with running(app) as c:
-        await publish(c, COUNTY, "2026-01-01", STANDARDS, COUNTY_OFFICER)
-        ids = [await deliver(app, submitted([member(date(1951, 4, 1 + i), i, "100.00", labor_capacity="none")]))
-               for i in range(3)]
-        for case_id in ids:
-            await wait_status(c, case_id, "proposed", headers=CLERK)
+        ids = await proposed_cases(app, c, 3, date(1951, 4, 1))
         service = app.state.decisions
         real_plan = service._plan
 
