@@ -139,8 +139,8 @@ class DecisionService:
         ``POST /v1/cases/{id}/decision`` — the same checks, its own decision, event and audit
         entry — and answered in the batch's order with its own status: 201 and the decision's
         summary (``_summary``), the problem it alone was refused with, or 503 when it alone
-        failed (nothing written for it in either case). A case named twice is decided once; the second is refused 409 as if it came after.
-        On PostgreSQL the items join the decision group commit, so a batch costs a transaction
+        failed (nothing written for it in either case). A case named twice is decided once; the
+        second is refused 409 as if it came after. On PostgreSQL the items join the decision group commit, so a batch costs a transaction
         or two, not one per case."""
         answers: list[dict[str, Any] | BaseException] = [RuntimeError("not decided")] * len(items)
         pending: list[tuple[int, DecisionRequest]] = []
