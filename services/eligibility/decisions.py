@@ -140,8 +140,8 @@ class DecisionService:
         entry — and answered in the batch's order with its own status: 201 and the decision's
         summary (``_summary``), the problem it alone was refused with, or 503 when it alone
         failed (nothing written for it in either case). A case named twice is decided once; the
-        second is refused 409 as if it came after. On PostgreSQL the items join the decision group commit, so a batch costs a transaction
-        or two, not one per case."""
+        second is refused 409 as if it came after. On PostgreSQL the items join the decision
+        group commit, so a batch costs a transaction or two, not one per case."""
         answers: list[dict[str, Any] | BaseException] = [RuntimeError("not decided")] * len(items)
         pending: list[tuple[int, DecisionRequest]] = []
         for i, item in enumerate(items):
