@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from shared.settings import ServiceSettings
+from shared.writes import insert_ignore_returning
 
 # BIGINT primary keys on PostgreSQL, the rowid alias on SQLite (only INTEGER autoincrements there).
 BigIntPK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -88,18 +89,20 @@ async def insert_ignore_many(session: AsyncSession, table: sa.Table, rows: list[
                              returning: sa.Column[Any]) -> set[Any]:
     """One multi-row INSERT … ON CONFLICT DO NOTHING; the ``returning`` values of the rows that
     were inserted (a row whose key exists, or is being inserted by a concurrent transaction that
-    then commits, is skipped). Rows go in chunks that keep under both drivers' parameter limits."""
+    then commits, is skipped). PostgreSQL: one statement of arrays, built once per (table, columns);
+    SQLite: multi-row VALUES in chunks under its parameter limit."""
     if not rows:
         return set()
     dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+        return set(await insert_ignore_returning(session, table, rows, returning))
+    from sqlalchemy.dialects.sqlite import insert as dialect_insert
     inserted: set[Any] = set()
     per_chunk = max(1, 30000 // max(1, len(rows[0])) // 2)
     for i in range(0, len(rows), per_chunk):
-        stmt = dialect_insert(table).values(rows[i:i + per_chunk]).on_conflict_do_nothing().returning(returning)
+        # None as SQL NULL (a bound None would be JSON 'null' in a JSON column)
+        chunk = [{c: sa.null() if v is None else v for c, v in r.items()} for r in rows[i:i + per_chunk]]
+        stmt = dialect_insert(table).values(chunk).on_conflict_do_nothing().returning(returning)
         inserted.update((await session.execute(stmt)).scalars())
     return inserted
 

@@ -32,9 +32,10 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from shared.crypto import FieldCipher, cipher_for
+from shared.writes import insert_ignore_returning
 
 KEY_LENGTH = 64  # hex characters of the HMAC-SHA256 index
 _KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -141,10 +142,11 @@ class PersonVault:
                 self.table.c.person_key.in_(keys[i:i + _CHUNK])))).scalars())
         rows = [self.seal(pid) for pid, key in mapping.items() if key not in known]
         if rows:
-            name = session.bind.dialect.name if session.bind is not None else "postgresql"
-            insert = postgresql.insert if name == "postgresql" else sqlite.insert
             # a racing transaction that stored the same person first wrote the same number
-            await session.execute(insert(self.table).values(rows).on_conflict_do_nothing())
+            if session.bind.dialect.name == "postgresql":
+                await insert_ignore_returning(session, self.table, rows)
+            else:
+                await session.execute(sqlite.insert(self.table).values(rows).on_conflict_do_nothing())
         return mapping
 
     async def reveal(self, session: Any, keys: Iterable[str]) -> dict[str, str]:

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 
-from shared.db import UTCDateTime, make_engine, make_session_factory
+from shared.db import UTCDateTime, insert_ignore_many, make_engine, make_session_factory
 from shared.settings import ServiceSettings
 from shared.writes import RowSets, Writes
 
@@ -156,3 +156,40 @@ async def test_row_sets_can_leave_out_rows_whose_key_is_taken(database_url: str)
     assert by_id["b"][4] == 1 and by_id["b"][1] == {"v": 1}  # the row already there is left as it was
     assert by_id["e"][4] == 5 and by_id["e"][2] is None
     assert got_notes == [("e", "kept")]
+
+
+@pytest.mark.parametrize("n", [2, 9])
+async def test_insert_ignore_many_returns_only_the_rows_it_wrote(database_url: str, n: int) -> None:
+    """The inbox's write (shared/db.py insert_ignore_many): taken keys — b exists, and one row is
+    given twice — are left out and not returned; on PostgreSQL one statement whatever the count."""
+    engine = make_engine(ServiceSettings(database_url=database_url))
+    statements: list[str] = []
+    sa.event.listen(engine.sync_engine, "before_cursor_execute",
+                    lambda c, cur, stmt, *a: statements.append(stmt) if "INSERT" in stmt else None)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(meta.create_all)
+            await conn.execute(things.insert(), [{"id": "b", "doc": {"v": 1}, "at": AT, "n": 1}])
+        rows = [{"id": f"k{i}", "doc": None if i % 2 else {"i": i}, "at": AT, "n": i} for i in range(n)]
+        rows += [{"id": "b", "doc": None, "at": AT, "n": 99}, {"id": "k0", "doc": None, "at": AT, "n": 98}]
+        factory = make_session_factory(engine)
+        statements.clear()
+        for _ in range(2):  # the second time every key is taken
+            async with factory() as s, s.begin():
+                fresh = await insert_ignore_many(s, things, rows, returning=things.c.id)
+            if _ == 0:
+                assert fresh == {f"k{i}" for i in range(n)}
+            else:
+                assert fresh == set()
+        async with engine.connect() as conn:
+            got = {r[0]: tuple(r[1:]) for r in (await conn.execute(
+                sa.select(things.c.id, sa.cast(things.c.doc, sa.Text), things.c.at, things.c.n))).all()}
+        assert got["b"][2] == 1 and got["k0"][2] == 0  # the first of two rows with one key wins
+        assert got["k1"][0] is None and got["k0"][0] is not None  # SQL NULL, not JSON 'null'
+        assert all(got[f"k{i}"][1] == AT for i in range(n))
+        if database_url.startswith("postgresql"):
+            assert len(statements) == 2 and statements[0] == statements[1] and "unnest" in statements[0]
+    finally:
+        async with engine.begin() as conn:
+            await conn.run_sync(meta.drop_all)
+        await engine.dispose()
