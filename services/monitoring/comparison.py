@@ -54,6 +54,12 @@ FACTS_DDL = ("CREATE TEMPORARY TABLE cmp_facts (match_key text PRIMARY KEY, regi
              "watched integer) ON COMMIT DROP")
 
 
+# JIT pays off for long scans of computed expressions; these statements are index probes and
+# set-based writes whose (mis)estimated cost crosses jit_above_cost, and compiling them took
+# 125 ms of a 1.4 s register probe (auto_explain, 5M-person benchmark).
+NO_JIT = "SET LOCAL jit = off"
+
+
 @dataclass
 class ComparisonResult:
     first_id: int = 0  # warnings of this run have ids above this one
@@ -99,6 +105,7 @@ class ComparisonEngine:
         today = to_shanghai_date(now)
         if s.bind.dialect.name == "postgresql":
             await s.execute(sa.text("SET LOCAL work_mem = '64MB'"))  # the joins' sorts and hashes stay in memory
+            await s.execute(sa.text(NO_JIT))
         max_before = int(await s.scalar(sa.select(sa.func.coalesce(sa.func.max(W.c.id), 0))) or 0)
         out.first_id = max_before
         out.register_entries = await self._register_entries(s, scope, now)
@@ -250,8 +257,16 @@ class ComparisonEngine:
         dedupe = sa.case((g.c.type == "death", sa.literal("death:") + g.c.person_id),
                          else_=sa.literal("event:") + g.c.type + ":" + g.c.person_id + ":"
                          + sa.cast(g.c.occurred_on, sa.String))
+        hash_join = matched and s.bind.dialect.name == "postgresql"
+        if hash_join:
+            # The file's records were COPYed a moment ago, so the planner has no statistics for them
+            # and takes their ~100,000 rows for a handful: a nested loop of one cmp_facts index probe
+            # per record (0.8 s of the 5M-person benchmark) where one hash of the facts does it.
+            await s.execute(sa.text("SET LOCAL enable_nestloop = off"))
         await self._insert_warnings(s, g, dedupe, source_type=sa.literal("partner:") + g.c.type, batch=batch,
                                     now=now, today=today)
+        if hash_join:
+            await s.execute(sa.text("SET LOCAL enable_nestloop = on"))
 
     async def _insert_warnings(self, s: AsyncSession, g: Any, dedupe: Any, *, source_type: Any, batch: str,
                                now: datetime, today: date) -> None:

@@ -37,7 +37,7 @@ from shared.runtime import ServiceRuntime
 
 from services.monitoring import audit
 from services.monitoring.columnar import ColumnarCsv, ColumnarResult, MatchKey, count_lines, csv_field, stage_lines
-from services.monitoring.comparison import KEYS_DDL, ComparisonEngine
+from services.monitoring.comparison import KEYS_DDL, NO_JIT, ComparisonEngine
 from services.monitoring.domain.reference import ReferenceLines
 from services.monitoring.domain.rows import FILE_KINDS, Record, RowParser
 from services.monitoring.models import comparison_file_errors, comparison_files, partner_records
@@ -338,6 +338,7 @@ class ComparisonFileService:
                         fh.writelines(stage_lines(iter(decided), self.match_key, self.threshold))
             await asyncio.to_thread(col.export, keys, extra, out)
             # the register probe, then only the rows it matched (and the M1/M4 ones) become records
+            await tx.session.execute(sa.text(NO_JIT))
             await tx.session.execute(sa.text(KEYS_DDL))
             conn = await tx.session.connection()
             raw = (await conn.get_raw_connection()).driver_connection
