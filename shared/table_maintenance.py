@@ -4,9 +4,9 @@ PostgreSQL keeps a prepared statement's generic plan until the statistics of its
 A service starts on empty tables, so its look-ups by key (``WHERE id IN (…)``, ``= ANY(…)``) get
 planned as sequential scans of a few rows, and with autovacuum off — as on the CI machine, whose
 PostgreSQL runs with ``autovacuum = off`` — nothing ever changes those statistics: the plans stay
-sequential scans while the tables grow. At 200 applications/s every look-up of a run of events
-then read whole tables, and the pipeline's latency rose minute by minute
-(``bench/pipeline_latency.py``, 2026-12-04). Dead row versions (each outbox row marked sent,
+sequential scans while the tables grow: at 200 applications/s every look-up of a run of events
+read whole tables by the end of a minute (``auto_explain`` during ``bench/pipeline_latency.py``,
+2026-12-04). Dead row versions (each outbox row marked sent,
 each status change) pile up without VACUUM as well.
 
 This loop does on the service's own tables what autovacuum does with its default thresholds:
@@ -78,12 +78,14 @@ async def maintain_once(engine: AsyncEngine) -> list[MaintenanceStep]:
     """One round: reads the tables' activity, runs what is due (VACUUM needs autocommit)."""
     async with engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        # Throttled as autovacuum throttles itself (its default cost delay): spread out, not a burst
-        # that stalls the service's own statements for the time it takes.
-        await conn.execute(sa.text("SET vacuum_cost_delay = '2ms'"))
         activity = [TableActivity(r.relname, float(r.reltuples), int(r.n_mod_since_analyze or 0), int(r.n_dead_tup or 0))
                     for r in (await conn.execute(_ACTIVITY)).all()]
         steps = due(activity)
+        if not steps:
+            return steps
+        # Throttled as autovacuum throttles itself (its default cost delay): spread out, not a burst
+        # that stalls the service's own statements; reset before the connection goes back to the pool.
+        await conn.execute(sa.text("SET vacuum_cost_delay = '2ms'"))
         try:
             for step in steps:
                 await conn.execute(sa.text(step.sql()))
